@@ -1,0 +1,338 @@
+// Command tenantgate is a policy-as-code external authorizer for Envoy's
+// ext_authz (gRPC or HTTP), nginx auth_request, Caddy forward_auth and
+// Traefik ForwardAuth. This file holds flags, wiring and signals only.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/engine"
+	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/metrics"
+	"github.com/tenantgate/tenantgate/internal/policy"
+	"github.com/tenantgate/tenantgate/internal/server"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+const usage = `tenantgate: a multi-tenant external authorizer for Envoy, nginx, Caddy and Traefik.
+
+Usage:
+  tenantgate serve    [flags]   serve ext_authz over gRPC and the HTTP mode, hot-reloading data and policies
+  tenantgate validate [flags]   validate tenant data (and compile the policies); print every error; exit 1 on any
+  tenantgate check    [flags]   decide one request for a named user, no token needed
+  tenantgate tables   [flags]   print the customer-type and role tables from the policy itself
+  tenantgate token    [flags]   mint an HS256 development token from the secret file
+
+Run 'tenantgate <command> -h' for a command's flags.
+`
+
+// exitError carries an exit code out of a subcommand.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "tenantgate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(rest, stderr)
+	case "validate":
+		return validate(rest, stdout, stderr)
+	case "check":
+		return check(rest, stdout, stderr)
+	case "tables":
+		return tables(rest, stdout, stderr)
+	case "token":
+		return token(rest, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "tenantgate: unknown command %q\n\n%s", cmd, usage)
+		return exitError{2}
+	}
+}
+
+// newFlags returns a flag set whose -h prints a one-line summary first.
+func newFlags(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: tenantgate %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags; -h is not an error (exit 0), a bad flag exits 2.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitError{0}
+		}
+		return exitError{2}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return exitError{2}
+	}
+	return nil
+}
+
+type identityFlags struct {
+	secretFile, jwksFile, issuer, audience string
+}
+
+func (f *identityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.secretFile, "jwt-hs256-secret-file", "", "file holding the HS256 secret (one trailing newline is ignored)")
+	fs.StringVar(&f.jwksFile, "jwks-file", "", "JWKS file with RS256/ES256/EdDSA public keys (hot-reloaded)")
+	fs.StringVar(&f.issuer, "jwt-issuer", "", "required iss claim (unchecked when empty)")
+	fs.StringVar(&f.audience, "jwt-audience", "", "required aud claim (unchecked when empty)")
+}
+
+func (f *identityFlags) config() identity.Config {
+	return identity.Config{
+		HS256SecretFile: f.secretFile,
+		JWKSFile:        f.jwksFile,
+		Issuer:          f.issuer,
+		Audience:        f.audience,
+		Leeway:          60 * time.Second,
+	}
+}
+
+func (f *identityFlags) files() []string {
+	var out []string
+	for _, p := range []string{f.secretFile, f.jwksFile} {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := newFlags("serve", "Serve envoy.service.auth.v3.Authorization/Check over gRPC and the HTTP mode (/authz),\n"+
+		"with /healthz, /readyz, /metrics and /v1/status on the HTTP address. Data, policies and keys are\n"+
+		"watched and hot-reloaded; a bad edit keeps the last good snapshot serving.", stderr)
+	var (
+		idf         identityFlags
+		dirs        engine.Dirs
+		grpcAddr    = fs.String("grpc-addr", "127.0.0.1:9191", "gRPC ext_authz address: host:port or unix:///path")
+		httpAddr    = fs.String("http-addr", "127.0.0.1:8181", "HTTP mode and admin address: host:port or unix:///path (keep it reachable by the proxy only)")
+		timeout     = fs.Duration("decision-timeout", 100*time.Millisecond, "deadline for one decision; an overrun denies with 503 internal_error")
+		debounce    = fs.Duration("debounce", 100*time.Millisecond, "how long file changes must settle before a reload")
+		shutdown    = fs.Duration("shutdown-timeout", 8*time.Second, "how long in-flight checks may take to finish on SIGTERM")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		logFormat   = fs.String("log-format", "text", "text or json")
+		maxStreams  = fs.Uint("grpc-max-concurrent-streams", 1024, "max concurrent gRPC streams per connection")
+		maxRecvSize = fs.Int("grpc-max-recv-msg-size", 1<<20, "max gRPC request size in bytes")
+	)
+	fs.StringVar(&dirs.Policies, "policies", "policies", "directory of .rego policies (*_test.rego files are ignored)")
+	fs.StringVar(&dirs.Data, "data", "data", "directory of tenant data (*.yaml, *.yml)")
+	idf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	if idf.secretFile == "" && idf.jwksFile == "" {
+		return errors.New("serve needs --jwt-hs256-secret-file or --jwks-file (or both)")
+	}
+	ident := idf.config()
+	met := metrics.New()
+	eng := engine.New(engine.Options{
+		Source:   dirs,
+		Identity: &ident,
+		Timeout:  *timeout,
+		Logger:   log,
+		Observer: met,
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return server.Run(ctx, server.Config{
+		GRPCAddr:             *grpcAddr,
+		HTTPAddr:             *httpAddr,
+		Engine:               eng,
+		Metrics:              met,
+		Logger:               log,
+		Watch:                append(dirs.Watched(), idf.files()...),
+		Debounce:             *debounce,
+		ShutdownTimeout:      *shutdown,
+		MaxConcurrentStreams: uint32(*maxStreams),
+		MaxRecvMsgSize:       *maxRecvSize,
+	})
+}
+
+func validate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", "Validate the tenant data (every error, with file, line, id and field) and compile the\n"+
+		"policies. Exit status 1 when anything is wrong.", stderr)
+	data := fs.String("data", "data", "directory of tenant data")
+	pols := fs.String("policies", "policies", "directory of .rego policies (empty: skip)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	failed := false
+	d, err := tenant.LoadDir(*data)
+	if err != nil {
+		failed = true
+		fmt.Fprintln(stderr, err)
+	} else {
+		fmt.Fprintf(stdout, "%s: ok (%d customers, %d users, %d files)\n", *data, len(d.Customers), len(d.Users), len(d.Files))
+	}
+	if *pols != "" {
+		files, err := policy.ReadDir(*pols)
+		if err == nil {
+			_, err = policy.Compile(context.Background(), files)
+		}
+		if err != nil {
+			failed = true
+			fmt.Fprintln(stderr, err)
+		} else {
+			fmt.Fprintf(stdout, "%s: ok (%d modules)\n", *pols, len(files))
+		}
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
+}
+
+func check(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", "Decide one request as the named user would be decided after a valid token, and print\n"+
+		"the decision, the reason and the headers. Exit status 0 on allow, 3 on deny.", stderr)
+	var dirs engine.Dirs
+	fs.StringVar(&dirs.Policies, "policies", "policies", "directory of .rego policies")
+	fs.StringVar(&dirs.Data, "data", "data", "directory of tenant data")
+	user := fs.String("user", "", "user id (the JWT subject)")
+	method := fs.String("method", "GET", "request method")
+	path := fs.String("path", "", "request path, as sent (percent-encoded, query allowed)")
+	asJSON := fs.Bool("json", false, "print the decision as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "check needs --path")
+		return exitError{2}
+	}
+	ctx := context.Background()
+	snap, err := engine.Build(ctx, dirs, nil)
+	if err != nil {
+		return err
+	}
+	res, err := snap.DecideAs(ctx, *user, &engine.Request{Method: *method, Path: *path})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		hdrs := map[string]string{}
+		for _, h := range res.Headers {
+			hdrs[h.Name] = h.Value
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"allowed": res.Allowed, "status": res.Status, "reason": res.Reason, "headers": hdrs})
+	} else {
+		verdict := "DENY"
+		if res.Allowed {
+			verdict = "ALLOW"
+		}
+		fmt.Fprintf(stdout, "%s %d %s\n", verdict, res.Status, res.Reason)
+		for _, h := range res.Headers {
+			fmt.Fprintf(stdout, "%s: %s\n", h.Name, h.Value)
+		}
+	}
+	if !res.Allowed {
+		return exitError{3}
+	}
+	return nil
+}
+
+func tables(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("tables", "Print the customer-type x module table and the role x functionality table, read from\n"+
+		"the policy (data.tenantgate.tables), in the seed documents' rows and columns.", stderr)
+	pols := fs.String("policies", "policies", "directory of .rego policies")
+	asJSON := fs.Bool("json", false, "print data.tenantgate.tables as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	files, err := policy.ReadDir(*pols)
+	if err != nil {
+		return err
+	}
+	p, err := policy.Compile(context.Background(), files)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p.Tables())
+	}
+	return p.Tables().Print(stdout)
+}
+
+func token(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token", "Mint an HS256 development token for a user, signed with the secret file. For demos and\n"+
+		"tests only: production tokens come from your identity provider.", stderr)
+	var idf identityFlags
+	idf.register(fs)
+	user := fs.String("user", "", "user id to put in the sub claim")
+	ttl := fs.Duration("ttl", time.Hour, "token lifetime (exp = now + ttl)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *user == "" || idf.secretFile == "" {
+		fmt.Fprintln(stderr, "token needs --user and --jwt-hs256-secret-file")
+		return exitError{2}
+	}
+	tok, err := identity.SignHS256(idf.secretFile, *user, idf.issuer, idf.audience, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}

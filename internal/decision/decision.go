@@ -1,0 +1,109 @@
+// Package decision holds the value every authorization answer is made of: allowed
+// or not, the HTTP status, the reason code and the headers to add. The gRPC and
+// HTTP front ends both turn one Decision into their own wire format, so the
+// status-to-error mapping and the JSON body live here, once.
+package decision
+
+import "encoding/json"
+
+// Reason codes of the authorization model (spec section 3). They double as
+// metric labels, as the x-tenantgate-reason header and as decision-log fields.
+const (
+	ReasonAllowed           = "allowed"
+	ReasonBadPath           = "bad_path"
+	ReasonUnauthenticated   = "unauthenticated"
+	ReasonUnknownUser       = "unknown_user"
+	ReasonUserDisabled      = "user_disabled"
+	ReasonCustomerDisabled  = "customer_disabled"
+	ReasonMethodNotAllowed  = "method_not_allowed"
+	ReasonNoRoute           = "no_route"
+	ReasonOutsideTenant     = "outside_tenant"
+	ReasonModuleUnavailable = "module_unavailable"
+	ReasonRoleForbids       = "role_forbids"
+	ReasonLocationForbidden = "location_forbidden"
+	ReasonComputerForbidden = "computer_forbidden"
+	ReasonInternalError     = "internal_error"
+)
+
+// Reasons lists every reason code, allowed first; metrics pre-create a series
+// for each so that dashboards see zeros rather than gaps.
+var Reasons = []string{
+	ReasonAllowed, ReasonBadPath, ReasonUnauthenticated, ReasonUnknownUser,
+	ReasonUserDisabled, ReasonCustomerDisabled, ReasonMethodNotAllowed,
+	ReasonNoRoute, ReasonOutsideTenant, ReasonModuleUnavailable,
+	ReasonRoleForbids, ReasonLocationForbidden, ReasonComputerForbidden,
+	ReasonInternalError,
+}
+
+// Header names tenantgate adds. Every client-sent header with HeaderPrefix is
+// removed before a request reaches the upstream.
+const (
+	HeaderPrefix    = "x-tenantgate-"
+	HeaderReason    = "x-tenantgate-reason"
+	HeaderUser      = "x-tenantgate-user"
+	HeaderRole      = "x-tenantgate-role"
+	HeaderCustomer  = "x-tenantgate-customer"
+	HeaderLocations = "x-tenantgate-locations"
+	HeaderComputers = "x-tenantgate-computers"
+)
+
+// Header is one response header; names are lower-case.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Decision is the answer for one request.
+type Decision struct {
+	Allowed bool
+	Status  int    // 200 on allow; 400, 401, 403 or 503 on deny
+	Reason  string // one of the Reason* codes
+	// Headers are added to the upstream request on allow, and to the client
+	// response on deny (x-tenantgate-reason, www-authenticate).
+	Headers []Header
+}
+
+// internalError is shared: it is immutable and returned on every failure path,
+// so failing closed costs no allocation.
+var internalError = Decision{
+	Status:  503,
+	Reason:  ReasonInternalError,
+	Headers: []Header{{Name: HeaderReason, Value: ReasonInternalError}},
+}
+
+// Internal is the fail-closed answer: an evaluation error, a deadline overrun,
+// no snapshot loaded yet. It is retryable (503), unlike a 403.
+func Internal() Decision { return internalError }
+
+// ErrorWord is the "error" field of the JSON body for a deny's status.
+func (d Decision) ErrorWord() string {
+	switch d.Status {
+	case 400:
+		return "bad_request"
+	case 401:
+		return "unauthenticated"
+	case 403:
+		return "forbidden"
+	default:
+		return "unavailable"
+	}
+}
+
+// Body is the JSON body of a deny: {"error": ..., "reason": ...}.
+func (d Decision) Body() []byte {
+	b, _ := json.Marshal(struct {
+		Error  string `json:"error"`
+		Reason string `json:"reason"`
+	}{d.ErrorWord(), d.Reason}) // cannot fail: two strings
+	return b
+}
+
+// Header returns the value of the named header and whether it is present.
+func (d Decision) Header(name string) (string, bool) {
+	for _, h := range d.Headers {
+		if h.Name == name {
+			return h.Value, true
+		}
+	}
+	return "", false
+}

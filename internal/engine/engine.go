@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/decision"
+	"github.com/tenantgate/tenantgate/internal/identity"
+)
+
+// Request is what the front ends (gRPC ext_authz, HTTP mode) extract from a
+// proxied request: nothing else reaches the decision.
+type Request struct {
+	Method        string // as sent; methods are case-sensitive
+	Path          string // the raw request target, undecoded, query included
+	Authorization string // the Authorization header value, "" when absent
+}
+
+// Result is a decision with what the decision log and metrics need.
+type Result struct {
+	decision.Decision
+	User     string // the verified subject, "" when unauthenticated
+	Customer string // the target customer from the path, "" without a route
+	Revision string // the snapshot that answered, "" when none
+}
+
+// Observer is told of every decision and every reload (metrics, decision log).
+// Implementations must be cheap and safe for concurrent use.
+type Observer interface {
+	ObserveDecision(req *Request, res *Result, elapsed time.Duration)
+	ObserveReload(s *Snapshot, err error)
+}
+
+// Options configures an Engine.
+type Options struct {
+	Source   Source
+	Identity *identity.Config // nil: no tokens are accepted
+	// Timeout bounds one decision; an overrun denies with internal_error.
+	Timeout  time.Duration
+	Logger   *slog.Logger
+	Observer Observer // may be nil
+}
+
+// Engine holds the current snapshot and answers requests from it.
+type Engine struct {
+	opts    Options
+	current atomic.Pointer[Snapshot]
+
+	mu      sync.Mutex // serialises reloads; never taken by Check
+	lastErr atomic.Pointer[reloadError]
+	reloads atomic.Uint64
+}
+
+type reloadError struct {
+	err  error
+	when time.Time
+}
+
+// New returns an engine with no snapshot: until Reload succeeds every Check
+// is a 503 internal_error.
+func New(opts Options) *Engine {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 100 * time.Millisecond
+	}
+	return &Engine{opts: opts}
+}
+
+// Reload builds a new snapshot from the sources and publishes it. On failure
+// the current snapshot keeps serving and the error is recorded for /v1/status.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, err := Build(ctx, e.opts.Source, e.opts.Identity)
+	e.reloads.Add(1)
+	if err != nil {
+		e.lastErr.Store(&reloadError{err: err, when: time.Now()})
+		e.opts.Logger.Error("reload failed; the last good snapshot keeps serving", "error", err)
+	} else {
+		e.current.Store(s)
+		e.lastErr.Store(nil)
+		e.opts.Logger.Info("snapshot loaded", "revision", s.Revision,
+			"customers", len(s.Data.Customers), "users", len(s.Data.Users), "files", len(s.Files))
+	}
+	if e.opts.Observer != nil {
+		e.opts.Observer.ObserveReload(s, err)
+	}
+	return err
+}
+
+// Snapshot returns the snapshot in force, nil before the first good load.
+func (e *Engine) Snapshot() *Snapshot { return e.current.Load() }
+
+// Status is what /v1/status shows.
+type Status struct {
+	Revision    string    `json:"revision"`
+	LoadedAt    time.Time `json:"loaded_at,omitzero"`
+	Files       []string  `json:"files"`
+	Customers   int       `json:"customers"`
+	Users       int       `json:"users"`
+	Reloads     uint64    `json:"reloads"`
+	LastError   string    `json:"last_reload_error,omitempty"`
+	LastErrorAt time.Time `json:"last_reload_error_at,omitzero"`
+	Ready       bool      `json:"ready"`
+}
+
+// Status reports the snapshot in force and the last reload error, if the
+// last reload failed.
+func (e *Engine) Status() Status {
+	st := Status{Reloads: e.reloads.Load(), Files: []string{}}
+	if s := e.current.Load(); s != nil {
+		st.Ready = true
+		st.Revision = s.Revision
+		st.LoadedAt = s.Built
+		st.Files = s.Files
+		st.Customers = len(s.Data.Customers)
+		st.Users = len(s.Data.Users)
+	}
+	if le := e.lastErr.Load(); le != nil {
+		st.LastError = le.err.Error()
+		st.LastErrorAt = le.when
+	}
+	return st
+}
+
+// Check decides one request. It never fails: an error, a panic in a
+// dependency, a deadline overrun or no snapshot all deny with internal_error.
+func (e *Engine) Check(ctx context.Context, req *Request) (res Result) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			e.opts.Logger.Error("decision panicked; denying", "panic", p, "method", req.Method, "path", req.Path)
+			res = Result{Decision: decision.Internal()}
+		}
+		if e.opts.Observer != nil {
+			e.opts.Observer.ObserveDecision(req, &res, time.Since(start))
+		}
+	}()
+
+	s := e.current.Load()
+	if s == nil {
+		e.opts.Logger.Error("denying: " + errNoSnapshot.Error())
+		return Result{Decision: decision.Internal()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	res, err := s.decide(ctx, req, start)
+	if err != nil {
+		e.opts.Logger.Error("decision failed; denying", "error", err, "method", req.Method,
+			"path", req.Path, "revision", s.Revision)
+		return Result{Decision: decision.Internal(), User: res.User, Customer: res.Customer, Revision: s.Revision}
+	}
+	return res
+}

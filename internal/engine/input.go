@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tenantgate/tenantgate/internal/route"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// Keys of the input document (README "The input document"). Interned once:
+// building an input then allocates only the objects themselves.
+var (
+	kMethod    = ast.StringTerm("method")
+	kPath      = ast.StringTerm("path")
+	kValid     = ast.StringTerm("valid")
+	kSubject   = ast.StringTerm("subject")
+	kUser      = ast.StringTerm("user")
+	kID        = ast.StringTerm("id")
+	kRole      = ast.StringTerm("role")
+	kDisabled  = ast.StringTerm("disabled")
+	kLocations = ast.StringTerm("locations")
+	kComputers = ast.StringTerm("computers")
+	kCustomer  = ast.StringTerm("customer")
+	kType      = ast.StringTerm("type")
+	kLineage   = ast.StringTerm("lineage")
+	kSuspended = ast.StringTerm("suspended")
+	kRoute     = ast.StringTerm("route")
+	kResource  = ast.StringTerm("resource")
+	kLocation  = ast.StringTerm("location")
+	kComputer  = ast.StringTerm("computer")
+	kTarget    = ast.StringTerm("target")
+	kNamedUser = ast.StringTerm("named_user")
+
+	pathValid   = ast.NewTerm(ast.NewObject(ast.Item(kValid, ast.BooleanTerm(true))))
+	pathInvalid = ast.NewTerm(ast.NewObject(ast.Item(kValid, ast.BooleanTerm(false))))
+)
+
+// decide gathers the facts the policy reads (path verdict, subject, route,
+// records looked up in the snapshot's index) and lets the policy decide.
+// Go never decides here: a fact it could not establish is simply absent.
+func (s *Snapshot) decide(ctx context.Context, req *Request, now time.Time) (Result, error) {
+	// The token is verified whatever the path: the order of the checks is the
+	// policy's to decide, so every fact is gathered.
+	var sub string
+	if s.Verifier != nil {
+		sub, _ = s.Verifier.Subject(req.Authorization, now)
+	}
+	return s.DecideAs(ctx, sub, req)
+}
+
+// DecideAs decides req for an already-authenticated subject ("" for none),
+// without looking at req.Authorization: `tenantgate check` uses it, and the
+// token path above ends in it. The error is the evaluation's; the caller
+// fails closed.
+func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Result, error) {
+	var buf [16]string
+	segs, perr := route.Segments(req.Path, buf[:0])
+
+	var rt route.Route
+	routed := false
+	if perr == nil {
+		rt, routed = route.Parse(segs, s.Policy.IsResource)
+	}
+
+	input := ast.NewObject()
+	input.Insert(kMethod, ast.StringTerm(req.Method))
+	if perr == nil {
+		input.Insert(kPath, pathValid)
+	} else {
+		input.Insert(kPath, pathInvalid)
+	}
+	if sub != "" {
+		input.Insert(kSubject, ast.StringTerm(sub))
+		if u := s.Data.Users[sub]; u != nil {
+			input.Insert(kUser, s.userTerm(u))
+		}
+	}
+	if routed {
+		r := ast.NewObject(ast.Item(kCustomer, ast.StringTerm(rt.Customer)), ast.Item(kResource, ast.StringTerm(rt.Resource)))
+		if rt.HasLocation {
+			r.Insert(kLocation, ast.StringTerm(rt.Location))
+		}
+		if rt.HasComputer {
+			r.Insert(kComputer, ast.StringTerm(rt.Computer))
+		}
+		if rt.HasID {
+			r.Insert(kID, ast.StringTerm(rt.ID))
+			// Any resource's id may name a user; the policy decides whether
+			// that matters (owner protection reads it for users/{id}).
+			if nu := s.Data.Users[rt.ID]; nu != nil {
+				input.Insert(kNamedUser, ast.NewTerm(ast.NewObject(
+					ast.Item(kID, ast.StringTerm(nu.ID)),
+					ast.Item(kRole, ast.StringTerm(nu.Role)),
+					ast.Item(kCustomer, s.customers[nu.Customer]),
+				)))
+			}
+		}
+		input.Insert(kRoute, ast.NewTerm(r))
+		if t := s.customers[rt.Customer]; t != nil {
+			input.Insert(kTarget, t)
+		}
+	}
+
+	d, err := s.Policy.Eval(ctx, input)
+	return Result{Decision: d, User: sub, Customer: rt.Customer, Revision: s.Revision}, err
+}
+
+func (s *Snapshot) userTerm(u *tenant.User) *ast.Term {
+	o := ast.NewObject(
+		ast.Item(kID, ast.StringTerm(u.ID)),
+		ast.Item(kRole, ast.StringTerm(u.Role)),
+		ast.Item(kDisabled, ast.BooleanTerm(u.Disabled)),
+		ast.Item(kCustomer, s.customers[u.Customer]),
+	)
+	if len(u.Locations) > 0 {
+		o.Insert(kLocations, stringArray(u.Locations))
+	}
+	if len(u.Computers) > 0 {
+		o.Insert(kComputers, stringArray(u.Computers))
+	}
+	return ast.NewTerm(o)
+}
+
+// customerTerm is built once per customer per snapshot and shared by every
+// input that mentions the customer (as the user's, the target or a named
+// user's): it is never mutated.
+func customerTerm(c *tenant.Customer) *ast.Term {
+	return ast.NewTerm(ast.NewObject(
+		ast.Item(kID, ast.StringTerm(c.ID)),
+		ast.Item(kType, ast.StringTerm(c.Type)),
+		ast.Item(kLineage, stringArray(c.Lineage)),
+		ast.Item(kSuspended, stringArray(c.Suspended)),
+	))
+}
+
+func stringArray(ss []string) *ast.Term {
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = ast.StringTerm(s)
+	}
+	return ast.ArrayTerm(terms...)
+}

@@ -1,0 +1,111 @@
+// Package metrics exports tenantgate's Prometheus metrics: decisions by result
+// and reason, decision latency, reloads by result and the revision in force.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tenantgate/tenantgate/internal/decision"
+	"github.com/tenantgate/tenantgate/internal/engine"
+)
+
+// Metrics implements engine.Observer. It has its own registry, so tests and
+// several servers in one process do not collide.
+type Metrics struct {
+	reg       *prometheus.Registry
+	decisions *prometheus.CounterVec
+	latency   prometheus.Histogram
+	reloads   *prometheus.CounterVec
+	revision  *prometheus.GaugeVec
+	failing   prometheus.Gauge
+	loadedAt  prometheus.Gauge
+
+	// Counters resolved once per known reason: WithLabelValues hashes and
+	// locks, which the decision path need not pay.
+	allowed prometheus.Counter
+	denied  map[string]prometheus.Counter
+}
+
+// New registers the collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_decisions_total",
+			Help: "Authorization decisions by result (allow, deny) and reason code.",
+		}, []string{"result", "reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tenantgate_decision_duration_seconds",
+			Help:    "Time to decide one request, from request to decision (token, path, lookups, policy).",
+			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 10e-3, 50e-3, 100e-3},
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_reloads_total",
+			Help: "Snapshot builds (data, policies, keys) by result (success, failure).",
+		}, []string{"result"}),
+		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantgate_snapshot_info",
+			Help: "The snapshot in force: 1 for its revision.",
+		}, []string{"revision"}),
+		failing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_reload_failing",
+			Help: "1 while the last reload failed and an older snapshot is serving, else 0.",
+		}),
+		loadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_snapshot_loaded_timestamp_seconds",
+			Help: "When the snapshot in force was built (Unix time).",
+		}),
+		denied: make(map[string]prometheus.Counter, len(decision.Reasons)),
+	}
+	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.revision, m.failing, m.loadedAt,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.allowed = m.decisions.WithLabelValues("allow", decision.ReasonAllowed)
+	for _, r := range decision.Reasons[1:] {
+		m.denied[r] = m.decisions.WithLabelValues("deny", r)
+	}
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is exposed for tests and for collectors other packages add.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveDecision implements engine.Observer.
+func (m *Metrics) ObserveDecision(_ *engine.Request, res *engine.Result, elapsed time.Duration) {
+	m.latency.Observe(elapsed.Seconds())
+	if res.Allowed {
+		m.allowed.Inc()
+		return
+	}
+	if c, ok := m.denied[res.Reason]; ok {
+		c.Inc()
+		return
+	}
+	// A reason a policy author added: still counted, at the slower path.
+	m.decisions.WithLabelValues("deny", res.Reason).Inc()
+}
+
+// ObserveReload implements engine.Observer.
+func (m *Metrics) ObserveReload(s *engine.Snapshot, err error) {
+	if err != nil {
+		m.reloads.WithLabelValues("failure").Inc()
+		m.failing.Set(1)
+		return
+	}
+	m.reloads.WithLabelValues("success").Inc()
+	m.failing.Set(0)
+	m.revision.Reset()
+	m.revision.WithLabelValues(s.Revision).Set(1)
+	m.loadedAt.Set(float64(s.Built.UnixNano()) / 1e9)
+}

@@ -1,0 +1,70 @@
+package route
+
+// Route is a request path matched against the grammar of spec section 2:
+//
+//	/api/v1/customers/{customer}[/locations/{location}][/computers/{computer}]/{resource}[/{id}[/...]]
+//
+// Strings are the decoded segments; segments after {id} are allowed and not
+// reported.
+type Route struct {
+	Customer string
+	Resource string
+	Location string // "" when no locations/{l} qualifier
+	Computer string // "" when no computers/{c} qualifier
+	ID       string // "" when no {id}
+
+	HasLocation, HasComputer, HasID bool
+}
+
+// The fixed prefix /api/v1/customers/{customer} is four segments.
+const prefixLen = 4
+
+// Parse matches decoded segments (from Segments) against the grammar.
+// isResource reports whether a name is in the resource catalog; the catalog
+// belongs to the policy, so it is a parameter. ok=false means no_route.
+//
+// locations/{l} and computers/{c} are qualifiers only when a catalog resource
+// follows them (for locations/{l}: directly, or after a computers/{c}
+// qualifier). Otherwise "locations" is read as the resource itself, with {l}
+// as its id, and "computers", which is no catalog resource, has no route.
+func Parse(segs []string, isResource func(string) bool) (Route, bool) {
+	n := len(segs)
+	if isResource == nil || n <= prefixLen ||
+		segs[0] != "api" || segs[1] != "v1" || segs[2] != "customers" {
+		return Route{}, false
+	}
+	// Segments never yields an empty segment, but Parse may be handed
+	// segments from elsewhere: an empty name matches no tenant, so refuse it
+	// rather than let it reach the policy.
+	for _, s := range segs[prefixLen-1:] {
+		if s == "" {
+			return Route{}, false
+		}
+	}
+
+	r := Route{Customer: segs[3]}
+	i := prefixLen
+	if segs[i] == "locations" && i+2 < n &&
+		(isResource(segs[i+2]) || isComputerQualifier(segs, i+2, isResource)) {
+		r.Location, r.HasLocation = segs[i+1], true
+		i += 2
+	}
+	if isComputerQualifier(segs, i, isResource) {
+		r.Computer, r.HasComputer = segs[i+1], true
+		i += 2
+	}
+	if !isResource(segs[i]) {
+		return Route{}, false
+	}
+	r.Resource = segs[i]
+	if i+1 < n {
+		r.ID, r.HasID = segs[i+1], true
+	}
+	return r, true
+}
+
+// isComputerQualifier reports whether segs[i:] starts with computers/{c}
+// followed by a catalog resource.
+func isComputerQualifier(segs []string, i int, isResource func(string) bool) bool {
+	return i+2 < len(segs) && segs[i] == "computers" && isResource(segs[i+2])
+}

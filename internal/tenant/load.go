@@ -1,0 +1,122 @@
+package tenant
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// LoadDir reads every *.yaml / *.yml file directly in dir, sorted by name,
+// and calls Load. Symlinks are followed, so a Kubernetes ConfigMap mount
+// (users.yaml -> ..data/users.yaml, ..data -> ..2024_01_01) works; dotfiles
+// (which covers ..data and the timestamped ..2024_xx dirs), subdirectories,
+// other files and anything that is not a regular file (a FIFO named x.yaml
+// would block the read) are ignored. Extensions are matched case-sensitively.
+//
+// An unreadable dir or file (including a dangling symlink) is an error naming
+// the path. A dir without any data file is an error too: it is almost always
+// a wrong --data path or ConfigMap keys without an extension, and loading
+// nothing would silently deny everyone.
+func LoadDir(dir string) (*Data, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		// *fs.PathError names the dir.
+		return nil, fmt.Errorf("tenant: read data dir: %w", err)
+	}
+	var files []File
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		// os.Stat, unlike the DirEntry, follows the symlink.
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("tenant: read data file: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		content, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("tenant: read data file: %w", err)
+		}
+		files = append(files, File{Name: path, Content: content})
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("tenant: no *.yaml or *.yml files in data dir %s", dir)
+	}
+	return Load(files)
+}
+
+// Load parses, merges, validates and indexes the given documents. On any
+// problem it returns a nil *Data and an Errors value holding every error
+// found (not just the first), sorted by file then line.
+//
+// Files are processed in name order whatever order they are given in, so the
+// result, the digest and the errors do not depend on the caller's order. The
+// files, and big sections within a file (chunk.go), are parsed in parallel,
+// since the YAML parser dominates the cost; each node tree is dropped as
+// soon as it has been walked.
+func Load(files []File) (*Data, error) {
+	return load(files, runtime.GOMAXPROCS(0), minChunkBytes)
+}
+
+// load is Load with the parallelism as parameters, so tests can force a
+// plain parse or tiny chunks.
+func load(files []File, workers, minChunk int) (*Data, error) {
+	files = slices.Clone(files)
+	slices.SortStableFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+
+	var errs Errors
+	names := make([]string, 0, len(files))
+	uniq := files[:0]
+	for _, f := range files {
+		if len(names) > 0 && names[len(names)-1] == f.Name {
+			errs = append(errs, &FieldError{File: f.Name, Msg: "file given twice"})
+			continue
+		}
+		names = append(names, f.Name)
+		uniq = append(uniq, f)
+	}
+	files = uniq
+
+	parsed := parseAll(files, workers, minChunk)
+	d, errs := build(parsed, errs)
+	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b *FieldError) int {
+			if c := strings.Compare(a.File, b.File); c != 0 {
+				return c
+			}
+			return a.Line - b.Line
+		})
+		return nil, errs
+	}
+	d.Files = names
+	d.Digest = digest(files)
+	return d, nil
+}
+
+// digest is the hex sha256 over each file's name and content, each
+// length-prefixed so that moving bytes between a name and a content, or
+// between two files, changes the digest.
+func digest(files []File) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, f := range files {
+		binary.BigEndian.PutUint64(n[:], uint64(len(f.Name)))
+		h.Write(n[:])
+		h.Write([]byte(f.Name))
+		binary.BigEndian.PutUint64(n[:], uint64(len(f.Content)))
+		h.Write(n[:])
+		h.Write(f.Content)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,598 @@
+package tenant
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	// go.yaml.in/yaml/v3 is gopkg.in/yaml.v3 under its new home (the YAML
+	// org maintains it there, same API); it is the one already in go.mod.
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// parsedFile is one file's contribution (or one chunk's, see chunk.go): its
+// customers and users as declared, the line numbers the cross-file checks
+// need, and the errors found inside the file alone. It lives only for one
+// Load.
+type parsedFile struct {
+	name       string
+	lineOffset int        // added to a node's line: where a chunk starts in its file
+	customers  []Customer // one allocation per file; the Data map points into it
+	cmeta      []customerMeta
+	users      []User
+	umeta      []userMeta
+	errs       Errors
+	top        []topKey // the customers and users keys, for checking a chunked parse
+}
+
+// topKey is where a top-level key and its value were, in the lines of the
+// parsed text (without lineOffset).
+type topKey struct {
+	name                string
+	line, col           int
+	valueKind           yaml.Kind
+	valueLine, valueCol int
+}
+
+// customerMeta and userMeta hold the lines of the fields that are checked
+// against other entries once every file is merged. They are dropped with
+// the parsedFile, so a loaded Data keeps no per-user garbage.
+type customerMeta struct {
+	parentLine int
+}
+
+type userMeta struct {
+	customerLine int
+	roleLine     int
+	locLines     []int // the line of each Locations entry, in declared order
+}
+
+const (
+	tagStr       = "!!str"
+	tagInt       = "!!int"
+	tagFloat     = "!!float"
+	tagTimestamp = "!!timestamp"
+	tagBool      = "!!bool"
+	tagNull      = "!!null"
+)
+
+// line is a node's line in the file (a chunk starts later in its file).
+func (pf *parsedFile) line(n *yaml.Node) int {
+	return n.Line + pf.lineOffset
+}
+
+func (pf *parsedFile) add(line int, kind, id, field, msg string) {
+	pf.errs = append(pf.errs, &FieldError{File: pf.name, Line: line, Kind: kind, ID: id, Field: field, Msg: msg})
+}
+
+// parseFile decodes one file and walks its node tree.
+func parseFile(name string, content []byte) *parsedFile {
+	return parse(name, bytes.NewReader(content), content, 0)
+}
+
+// parse decodes the YAML text read from r and walks its node tree. content,
+// when not nil, is the same text, used to place errors the parser gives no
+// line for. parse never panics on bad input: the YAML parser turns its own
+// failures into errors, and a panic from a parser bug is caught here,
+// because a reload must not kill the authorizer.
+func parse(name string, r io.Reader, content []byte, lineOffset int) (pf *parsedFile) {
+	pf = &parsedFile{name: name, lineOffset: lineOffset}
+	defer func() {
+		if r := recover(); r != nil {
+			pf.add(0, "", "", "", fmt.Sprintf("internal error parsing YAML: %v", r))
+		}
+	}()
+
+	dec := yaml.NewDecoder(r)
+	if !pf.decodeAndWalk(dec, content) {
+		return pf
+	}
+	// The spec's data is one mapping per file; a second document would be
+	// silently ignored by a plain decode, so it is refused explicitly.
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		pf.syntaxError(err, content)
+	default:
+		pf.add(pf.line(&extra), "", "", "", "a second YAML document (after ---) is not supported: keep one document per file, or move it to another file")
+	}
+	return pf
+}
+
+// decodeAndWalk decodes the first document and walks it; the node tree is
+// garbage when it returns. It reports whether the decoder can go on.
+func (pf *parsedFile) decodeAndWalk(dec *yaml.Decoder, content []byte) bool {
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		return false // empty, or only comments: nothing declared
+	}
+	if err != nil {
+		pf.syntaxError(err, content)
+		return false
+	}
+	if len(doc.Content) == 1 {
+		pf.walkTop(resolve(doc.Content[0]))
+	}
+	return true
+}
+
+// syntaxError records a parser error with the line yaml.v3 reports. Its line
+// is where the parser was (often the start of the enclosing mapping or list,
+// so it can be a few lines before the mistake). yaml.v3 prints no line when
+// its mark is on the first line, and none for reader errors and unknown
+// anchors; those lines are found here.
+func (pf *parsedFile) syntaxError(err error, content []byte) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, after, ok := strings.Cut(rest, ": "); ok {
+			if n, convErr := strconv.Atoi(num); convErr == nil {
+				line, msg = n, after
+			}
+		}
+	}
+	if line == 0 {
+		line = guessSyntaxLine(msg, content)
+	}
+	if line > 0 {
+		line += pf.lineOffset
+	}
+	pf.add(line, "", "", "", "invalid YAML: "+msg)
+}
+
+func guessSyntaxLine(msg string, content []byte) int {
+	if anchor, ok := strings.CutPrefix(msg, "unknown anchor '"); ok {
+		anchor, _, _ = strings.Cut(anchor, "'")
+		if i := bytes.Index(content, []byte("*"+anchor)); i >= 0 {
+			return 1 + bytes.Count(content[:i], []byte{'\n'})
+		}
+		return 0
+	}
+	// Reader errors (control characters, invalid UTF-8) carry no mark: find
+	// the first offending byte.
+	for i := 0; i < len(content); {
+		c := content[i]
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			return 1 + bytes.Count(content[:i], []byte{'\n'})
+		}
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(content[i:])
+		if r == utf8.RuneError && size == 1 {
+			return 1 + bytes.Count(content[:i], []byte{'\n'})
+		}
+		i += size
+	}
+	return 1
+}
+
+// resolve follows aliases (*name) to the anchored node.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// text returns the text of a scalar usable as a string. Numbers and dates
+// are taken as written (1234 or 2024-01-01 are fine ids); null and booleans
+// are not, since `parent: ~` or `name: true` is almost surely a mistake.
+func text(n *yaml.Node) (string, bool) {
+	n = resolve(n)
+	if n.Kind != yaml.ScalarNode {
+		return "", false
+	}
+	switch n.ShortTag() {
+	case tagStr, tagInt, tagFloat, tagTimestamp:
+		return n.Value, true
+	}
+	return "", false
+}
+
+// describe names a node's YAML type for a "must be X, got Y" message.
+func describe(n *yaml.Node) string {
+	n = resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case tagNull:
+			return "an empty value"
+		case tagBool:
+			return "the boolean " + n.Value
+		case tagStr, tagInt, tagFloat, tagTimestamp:
+			return quoteShort(n.Value)
+		}
+		return "a " + n.ShortTag() + " value"
+	}
+	return "an unsupported YAML node"
+}
+
+// quoteShort quotes s for a message, cut to a readable length.
+func quoteShort(s string) string {
+	const max = 64
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == tagNull
+}
+
+// walkTop walks the document's root: a mapping with customers and/or users.
+func (pf *parsedFile) walkTop(root *yaml.Node) {
+	if isNull(root) {
+		return // a document that is just "---" or "~"
+	}
+	if root.Kind != yaml.MappingNode {
+		pf.add(pf.line(root), "", "", "", "the top level must be a mapping with the keys customers and/or users, got "+describe(root))
+		return
+	}
+	var customersLine, usersLine int
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolve(root.Content[i+1])
+		key, ok := text(k)
+		if !ok {
+			pf.add(pf.line(k), "", "", "", "a top-level key must be customers or users, got "+describe(k))
+			continue
+		}
+		var first *int
+		switch key {
+		case "customers":
+			first = &customersLine
+		case "users":
+			first = &usersLine
+		default:
+			pf.add(pf.line(k), "", "", key, "unknown top-level key (want customers or users)")
+			continue
+		}
+		if *first != 0 {
+			pf.add(pf.line(k), "", "", key, fmt.Sprintf("duplicate key (first at line %d)", *first))
+			continue
+		}
+		*first = pf.line(k)
+		pf.top = append(pf.top, topKey{key, k.Line, k.Column, v.Kind, v.Line, v.Column})
+		switch {
+		case isNull(v):
+			// "customers:" with nothing under it declares nothing.
+		case v.Kind != yaml.MappingNode:
+			pf.add(pf.line(v), "", "", key, "must be a mapping of id to entry, got "+describe(v))
+		case key == "customers":
+			pf.walkCustomers(v)
+		default:
+			pf.walkUsers(v)
+		}
+	}
+}
+
+// Field indexes, for duplicate detection within one entry.
+const (
+	fName = iota
+	fType
+	fParent
+	fCustomer
+	fRole
+	fLocations
+	fComputers
+	fDisabled
+	nFields
+)
+
+// fieldIndex maps a field name to its index for one kind of entry.
+func fieldIndex(kind, name string) int {
+	switch name {
+	case "locations":
+		return fLocations
+	case "disabled":
+		return fDisabled
+	}
+	if kind == "customer" {
+		switch name {
+		case "name":
+			return fName
+		case "type":
+			return fType
+		case "parent":
+			return fParent
+		}
+		return -1
+	}
+	switch name {
+	case "customer":
+		return fCustomer
+	case "role":
+		return fRole
+	case "computers":
+		return fComputers
+	}
+	return -1
+}
+
+// entryKey reads an entry's key (its id). ok is false when the key is not
+// usable at all; an invalid id is reported and still returned, so that the
+// entry's fields get checked too.
+func (pf *parsedFile) entryKey(kind string, k *yaml.Node) (string, bool) {
+	id, ok := text(k)
+	if !ok {
+		pf.add(pf.line(k), kind, "", "", "a "+kind+" id must be a plain string, got "+describe(k))
+		return "", false
+	}
+	if kind == "customer" && !ValidID(id) {
+		pf.add(pf.line(k), kind, id, "", "invalid customer id: use 1-128 characters from A-Z a-z 0-9 . _ ~ @ + -, not starting with '.'")
+	}
+	if kind == "user" && !ValidUserID(id) {
+		pf.add(pf.line(k), kind, id, "", "invalid user id: use 1-256 visible ASCII characters (no spaces, no ',')")
+	}
+	return id, true
+}
+
+// entryFields checks that v is a mapping of known, non-repeated fields and
+// calls fn for each. It reports whether v was a mapping.
+func (pf *parsedFile) entryFields(kind, id string, v *yaml.Node, fn func(f int, name string, k, v *yaml.Node)) bool {
+	if v.Kind != yaml.MappingNode {
+		pf.add(pf.line(v), kind, id, "", "must be a mapping of fields, got "+describe(v))
+		return false
+	}
+	var seen [nFields]int
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, fv := v.Content[i], resolve(v.Content[i+1])
+		name, ok := text(k)
+		if !ok {
+			pf.add(pf.line(k), kind, id, "", "a field name must be a plain string, got "+describe(k))
+			continue
+		}
+		f := fieldIndex(kind, name)
+		if f < 0 {
+			want := "name, type, parent, locations or disabled"
+			if kind == "user" {
+				want = "customer, role, locations, computers or disabled"
+			}
+			pf.add(pf.line(k), kind, id, name, "unknown field (want "+want+")")
+			continue
+		}
+		if seen[f] != 0 {
+			pf.add(pf.line(k), kind, id, name, fmt.Sprintf("duplicate field (first at line %d)", seen[f]))
+			continue
+		}
+		seen[f] = pf.line(k)
+		fn(f, name, k, fv)
+	}
+	return true
+}
+
+func (pf *parsedFile) str(kind, id, field string, v *yaml.Node) (string, bool) {
+	s, ok := text(v)
+	if !ok {
+		pf.add(pf.line(v), kind, id, field, "must be a string, got "+describe(v))
+	}
+	return s, ok
+}
+
+func (pf *parsedFile) boolean(kind, id, field string, v *yaml.Node) bool {
+	if v.Kind == yaml.ScalarNode && v.ShortTag() == tagBool {
+		// The YAML 1.2 core schema spellings, which are all yaml.v3 tags
+		// as !!bool; "yes", "on" and quoted "true" are strings, not booleans.
+		switch v.Value {
+		case "true", "True", "TRUE":
+			return true
+		case "false", "False", "FALSE":
+			return false
+		}
+	}
+	pf.add(pf.line(v), kind, id, field, "must be true or false, got "+describe(v))
+	return false
+}
+
+// idList reads a list of customer, location or computer ids. Invalid
+// entries are reported and left out. When lines is not nil, the line of each
+// kept entry is appended to it.
+func (pf *parsedFile) idList(kind, id, field string, v *yaml.Node, lines *[]int) ([]string, bool) {
+	if v.Kind != yaml.SequenceNode {
+		pf.add(pf.line(v), kind, id, field, "must be a list of ids, got "+describe(v))
+		return nil, false
+	}
+	if len(v.Content) == 0 {
+		return nil, true
+	}
+	out := make([]string, 0, len(v.Content))
+	for _, e := range v.Content {
+		s, ok := text(e)
+		if !ok {
+			pf.add(pf.line(e), kind, id, field, "an entry must be an id, got "+describe(e))
+			continue
+		}
+		if !ValidID(s) {
+			pf.add(pf.line(e), kind, id, field, "invalid id "+quoteShort(s)+": use 1-128 characters from A-Z a-z 0-9 . _ ~ @ + -, not starting with '.'")
+			continue
+		}
+		out = append(out, s)
+		if lines != nil {
+			*lines = append(*lines, pf.line(e))
+		}
+	}
+	return out, true
+}
+
+var typeList = strings.Join(Types, ", ")
+var roleList = strings.Join(Roles, ", ")
+
+func (pf *parsedFile) walkCustomers(m *yaml.Node) {
+	n := len(m.Content) / 2
+	pf.customers = make([]Customer, 0, n)
+	pf.cmeta = make([]customerMeta, 0, n)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := resolve(m.Content[i])
+		id, ok := pf.entryKey("customer", k)
+		if !ok {
+			continue
+		}
+		c := Customer{ID: id, File: pf.name, Line: pf.line(k)}
+		var meta customerMeta
+		var hasType bool
+		isMapping := pf.entryFields("customer", id, resolve(m.Content[i+1]), func(f int, name string, _, v *yaml.Node) {
+			switch f {
+			case fName:
+				c.Name, _ = pf.str("customer", id, name, v)
+			case fType:
+				hasType = true
+				if t, ok := pf.str("customer", id, name, v); ok {
+					if c.Rank = Rank(t); c.Rank == 0 {
+						pf.add(pf.line(v), "customer", id, name, "unknown type "+quoteShort(t)+" (want one of "+typeList+")")
+					}
+					c.Type = t
+					if c.Rank > 0 {
+						c.Type = Types[c.Rank-1] // shared, not one copy per customer
+					}
+				}
+			case fParent:
+				meta.parentLine = pf.line(v)
+				var ok bool
+				if c.Parent, ok = pf.str("customer", id, name, v); ok && c.Parent == "" {
+					// "" means root internally, so an explicit empty parent
+					// must not quietly make one.
+					pf.add(pf.line(v), "customer", id, name, "must not be empty: remove the field on a root")
+				}
+			case fLocations:
+				c.Locations, _ = pf.idList("customer", id, name, v, nil)
+				c.Locations = dedupKeepOrder(c.Locations)
+			case fDisabled:
+				c.Disabled = pf.boolean("customer", id, name, v)
+			}
+		})
+		if !isMapping {
+			// Still declared (and already reported): keeping it spares its
+			// users and children a "does not exist" error each.
+			pf.customers = append(pf.customers, c)
+			pf.cmeta = append(pf.cmeta, meta)
+			continue
+		}
+		if !hasType {
+			pf.add(pf.line(k), "customer", id, "type", "missing (want one of "+typeList+")")
+		}
+		if c.Type == TypeSite && meta.parentLine == 0 {
+			pf.add(pf.line(k), "customer", id, "parent", "missing: a site cannot be a root, it needs a parent")
+		}
+		pf.customers = append(pf.customers, c)
+		pf.cmeta = append(pf.cmeta, meta)
+	}
+}
+
+// dedupKeepOrder drops repeated locations from a customer's list, keeping
+// the first of each. A location listed twice names the same location, so it
+// is not worth failing a reload for; the declared order is kept because it
+// is the operator's.
+func dedupKeepOrder(s []string) []string {
+	if len(s) < 2 {
+		return s
+	}
+	if len(s) <= 32 {
+		out := s[:1]
+		for _, v := range s[1:] {
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+		return slices.Clip(out)
+	}
+	seen := make(map[string]struct{}, len(s))
+	out := s[:0]
+	for _, v := range s {
+		if _, dup := seen[v]; !dup {
+			seen[v] = struct{}{}
+			out = append(out, v)
+		}
+	}
+	return slices.Clip(out)
+}
+
+func (pf *parsedFile) walkUsers(m *yaml.Node) {
+	n := len(m.Content) / 2
+	pf.users = make([]User, 0, n)
+	pf.umeta = make([]userMeta, 0, n)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := resolve(m.Content[i])
+		id, ok := pf.entryKey("user", k)
+		if !ok {
+			continue
+		}
+		u := User{ID: id, File: pf.name, Line: pf.line(k)}
+		var meta userMeta
+		var hasCustomer, hasRole, roleOK bool
+		var locLine, compLine int
+		isMapping := pf.entryFields("user", id, resolve(m.Content[i+1]), func(f int, name string, fk, v *yaml.Node) {
+			switch f {
+			case fCustomer:
+				hasCustomer = true
+				meta.customerLine = pf.line(v)
+				u.Customer, _ = pf.str("user", id, name, v)
+			case fRole:
+				hasRole = true
+				meta.roleLine = pf.line(v)
+				if r, ok := pf.str("user", id, name, v); ok {
+					u.Role = canonicalRole(r)
+					if roleOK = u.Role != ""; !roleOK {
+						pf.add(pf.line(v), "user", id, name, "unknown role "+quoteShort(r)+" (want one of "+roleList+")")
+						u.Role = r
+					}
+				}
+			case fLocations:
+				locLine = pf.line(fk)
+				var ok bool
+				if u.Locations, ok = pf.idList("user", id, name, v, &meta.locLines); ok && len(v.Content) == 0 {
+					pf.add(pf.line(v), "user", id, name, "must not be empty: list the user's locations, or remove the field for all of its customer's locations")
+				}
+			case fComputers:
+				compLine = pf.line(fk)
+				u.Computers, _ = pf.idList("user", id, name, v, nil)
+				u.Computers = sortedSet(u.Computers)
+			case fDisabled:
+				u.Disabled = pf.boolean("user", id, name, v)
+			}
+		})
+		if !isMapping {
+			pf.users = append(pf.users, u) // still declared, for duplicate checks
+			pf.umeta = append(pf.umeta, meta)
+			continue
+		}
+		if !hasCustomer {
+			pf.add(pf.line(k), "user", id, "customer", "missing (the id of the user's customer)")
+		}
+		if !hasRole {
+			pf.add(pf.line(k), "user", id, "role", "missing (want one of "+roleList+")")
+		}
+		if roleOK {
+			if locLine != 0 && u.Role != RoleCompanyAdministrator && u.Role != RoleCompanyUser {
+				pf.add(locLine, "user", id, "locations", "only a company-administrator or a company-user can be limited to locations, not a "+u.Role)
+			}
+			if compLine != 0 && u.Role != RoleSubtenantUser {
+				pf.add(compLine, "user", id, "computers", "only a subtenant-user has computers, not a "+u.Role)
+			}
+		}
+		pf.users = append(pf.users, u)
+		pf.umeta = append(pf.umeta, meta)
+	}
+}
+
+// sortedSet sorts s byte-wise and drops repeats, in place, so that a scope
+// header is a plain join.
+func sortedSet(s []string) []string {
+	if len(s) < 2 {
+		return s
+	}
+	slices.Sort(s)
+	return slices.Clip(slices.Compact(s))
+}

@@ -1,0 +1,297 @@
+# METADATA
+# title: tenantgate authorization
+# description: |
+#   Decides whether a user may do this (method) to that tenant (target customer
+#   and resource), per spec section 3. Go builds the input (path checks, JWT,
+#   tenant lookups) and evaluates only data.tenantgate.authz.decision; this
+#   package does lookups against data.tenantgate.tables, never walks the tree.
+#   Every helper treats an absent or ill-typed field as a failure, so a partial
+#   input denies and never errors.
+package tenantgate.authz
+
+import data.tenantgate.tables
+
+# METADATA
+# title: Decision
+# description: |
+#   The one answer Go reads: {"allowed", "status", "reason", "headers"}.
+#   The default is the fail-closed 503 internal_error, so anything that leaves
+#   the computed decision undefined (e.g. a header value that cannot be built)
+#   denies and is retryable rather than allowed.
+# entrypoint: true
+default decision := {
+	"allowed": false,
+	"status": 503,
+	"reason": "internal_error",
+	"headers": {"x-tenantgate-reason": "internal_error"},
+}
+
+decision := {
+	"allowed": true,
+	"status": 200,
+	"reason": "allowed",
+	"headers": allow_headers,
+} if {
+	reason == "allowed"
+}
+
+decision := {
+	"allowed": false,
+	"status": deny_status,
+	"reason": reason,
+	"headers": deny_headers,
+} if {
+	reason != "allowed"
+}
+
+# The checks of spec section 3, in its order: the first failure wins. The
+# owner protection row shares role_forbids but comes after the role check.
+reason := "bad_path" if {
+	not path_is_valid
+} else := "unauthenticated" if {
+	not request_is_authenticated
+} else := "unknown_user" if {
+	not user_is_known
+} else := "user_disabled" if {
+	not user_is_enabled
+} else := "customer_disabled" if {
+	not customer_chain_is_active
+} else := "method_not_allowed" if {
+	not method_is_allowed
+} else := "no_route" if {
+	not route_is_in_catalog
+} else := "outside_tenant" if {
+	not target_is_within_tenant
+} else := "module_unavailable" if {
+	not module_is_available_to_target
+} else := "role_forbids" if {
+	not role_level_covers_access
+} else := "role_forbids" if {
+	owner_protection_forbids
+} else := "location_forbidden" if {
+	not location_scope_allows
+} else := "computer_forbidden" if {
+	not computer_scope_allows
+} else := "allowed"
+
+deny_status := object.get(tables.statuses, reason, 403)
+
+deny_headers := {"x-tenantgate-reason": reason, "www-authenticate": "Bearer"} if {
+	deny_status == 401
+} else := {"x-tenantgate-reason": reason}
+
+allow_headers := object.union_n([identity_headers, location_headers, computer_headers])
+
+identity_headers := {
+	"x-tenantgate-user": input.user.id,
+	"x-tenantgate-role": input.user.role,
+	"x-tenantgate-customer": input.route.customer,
+}
+
+# Scope headers tell the upstream to filter a collection read that the scope
+# did not narrow; a request narrowed by a qualifier carries none. Whether a
+# header is due is decided apart from building its value, so a due header that
+# cannot be built (an ill-typed list) leaves the allow undefined, and the
+# default decision denies, instead of allowing without the header.
+location_headers := {"x-tenantgate-locations": concat(",", user_locations)} if {
+	location_header_is_due
+}
+
+location_headers := {} if not location_header_is_due
+
+location_header_is_due if {
+	user_is_limited_to_locations
+	not input.route.location
+}
+
+computer_headers := {"x-tenantgate-computers": concat(",", user_computers)} if {
+	computer_header_is_due
+}
+
+computer_headers := {} if not computer_header_is_due
+
+computer_header_is_due if {
+	level_is_read_own
+	count(computer_qualifiers) == 0
+}
+
+# Lookups shared by the checks. Each is undefined when its input is absent,
+# and every check below is written so that undefined denies.
+
+access := tables.method_access[input.method]
+
+catalog_entry := tables.catalog[input.route.resource]
+
+level := tables.permissions[catalog_entry.functionality][input.user.role]
+
+# The user's scope lists, only as arrays: membership in an object would test
+# its values, so any other shape matches nothing (and a due scope header
+# cannot be built from it, so the default decision denies).
+user_locations := input.user.locations if is_array(input.user.locations)
+
+user_computers := input.user.computers if is_array(input.user.computers)
+
+# The target only counts when it is the customer the route names; Go sets it
+# only then, and this keeps a mismatched input from widening the tenant.
+target := input.target if {
+	input.target.id == input.route.customer
+}
+
+# Row 1: the path passed the section-4 checks.
+path_is_valid if input.path.valid == true
+
+# Row 2: a valid bearer JWT with a non-empty subject.
+request_is_authenticated if {
+	is_string(input.subject)
+	input.subject != ""
+}
+
+# Row 3: the subject is a known user. Comparing ids guards against an input
+# whose user is not the token's subject.
+user_is_known if {
+	is_object(input.user)
+	input.user.id == input.subject
+}
+
+# Only an explicit false enables: an absent flag is unknown, so it denies.
+user_is_enabled if input.user.disabled == false
+
+# Row 4: no customer in the user's own chain is disabled. An absent list (or
+# an absent customer) is unknown and denies.
+customer_chain_is_active if input.user.customer.suspended == []
+
+# Row 5: one of the six methods, case-sensitive.
+method_is_allowed if access
+
+# Row 6: the path matched the grammar with a catalog resource.
+route_is_in_catalog if catalog_entry
+
+# Row 7: the target is the user's customer or below it; location-limited and
+# read-own users are further held to their own customer.
+target_is_within_tenant if {
+	target_is_at_or_below_user_customer
+	not user_is_held_to_own_customer
+}
+
+target_is_within_tenant if {
+	user_is_held_to_own_customer
+	target_is_user_customer
+}
+
+target_is_at_or_below_user_customer if input.user.customer.id in target.lineage
+
+target_is_user_customer if target.id == input.user.customer.id
+
+user_is_held_to_own_customer if user_is_limited_to_locations
+
+user_is_held_to_own_customer if level_is_read_own
+
+# Row 8: the module, if any, is available to the target's type (not the
+# user's): a distributor's owner may use quick installation at a reseller.
+module_is_available_to_target if resource_has_no_module
+
+module_is_available_to_target if {
+	tables.module_availability[catalog_entry.module][target.type] == true
+}
+
+resource_has_no_module if {
+	entry := catalog_entry
+	not entry.module
+}
+
+# Row 9: the role's level on the resource's functionality covers the access.
+role_level_covers_access if access in tables.level_grants[level]
+
+level_is_read_own if level == "read-own"
+
+# Row 10: a write to users/{id} naming a company-owner needs a company-owner
+# at or above that owner's customer. A named user whose role is not a known
+# non-owner role is treated as an owner, so a malformed input fails closed.
+owner_protection_forbids if {
+	write_names_a_user
+	named_user_may_be_an_owner
+	not requester_may_manage_the_owner
+}
+
+write_names_a_user if {
+	access == "full"
+	input.route.resource == "users"
+	input.route.id
+	input.named_user
+}
+
+# Written as a negated rule, not `not x in s`: a negated membership test whose
+# left side is undefined is itself undefined in OPA, which would let a named
+# user without a role slip past the protection.
+named_user_may_be_an_owner if not named_user_is_known_non_owner
+
+named_user_is_known_non_owner if input.named_user.role in non_owner_roles
+
+non_owner_roles contains role.id if {
+	some role in tables.roles
+	role.id != "company-owner"
+}
+
+requester_may_manage_the_owner if {
+	input.user.role == "company-owner"
+	input.user.customer.id in input.named_user.customer.lineage
+}
+
+# Row 11: location scope. Locations absent or [] mean no limit; anything else
+# (even an ill-typed value) limits, and then fails the membership tests.
+user_is_limited_to_locations if not user_has_no_location_limit
+
+user_has_no_location_limit if not input.user.locations
+
+user_has_no_location_limit if input.user.locations == []
+
+location_scope_allows if not user_is_limited_to_locations
+
+location_scope_allows if {
+	user_is_limited_to_locations
+	input.route.location in user_locations
+}
+
+# A read without a qualifier is allowed and carries x-tenantgate-locations;
+# a write must name one of the user's locations.
+location_scope_allows if {
+	user_is_limited_to_locations
+	not input.route.location
+	access == "read"
+}
+
+# Row 12: computer scope, for a read-own level only.
+computer_scope_allows if not level_is_read_own
+
+computer_scope_allows if {
+	level_is_read_own
+	count(computer_qualifiers) > 0
+	every computer in computer_qualifiers {
+		computer in user_computers
+	}
+}
+
+# A collection read (no qualifier, no id) is allowed when the user has at
+# least one computer, and carries x-tenantgate-computers. An {id} that is not
+# a computer (e.g. summary/{id}) cannot be checked against the user's
+# computers, so it is denied.
+computer_scope_allows if {
+	level_is_read_own
+	count(computer_qualifiers) == 0
+	not input.route.id
+	access == "read"
+	user_has_computers
+}
+
+user_has_computers if {
+	some _ in user_computers
+}
+
+computer_qualifiers contains input.route.computer if {
+	input.route.computer
+}
+
+computer_qualifiers contains input.route.id if {
+	catalog_entry.id_is_computer == true
+	input.route.id
+}
