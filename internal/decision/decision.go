@@ -45,6 +45,9 @@ const (
 	HeaderCustomer  = "x-tenantgate-customer"
 	HeaderLocations = "x-tenantgate-locations"
 	HeaderComputers = "x-tenantgate-computers"
+	// HeaderDryRunDeny carries, in dry-run mode, the reason a request that
+	// was let through would have been denied with.
+	HeaderDryRunDeny = "x-tenantgate-dry-run-deny"
 )
 
 // Header is one response header; names are lower-case.

@@ -25,13 +25,36 @@ type Result struct {
 	User     string // the verified subject, "" when unauthenticated
 	Customer string // the target customer from the path, "" without a route
 	Revision string // the snapshot that answered, "" when none
+	// DryRun is set when the engine runs in dry-run mode and the policy
+	// denied: Decision is then the allow that was sent, and Denied is the
+	// deny the policy decided (what the decision log reports).
+	DryRun bool
+	Denied decision.Decision
 }
 
 // Observer is told of every decision and every reload (metrics, decision log).
-// Implementations must be cheap and safe for concurrent use.
+// Implementations must be cheap and safe for concurrent use, and must never
+// record req.Authorization (it holds the token).
 type Observer interface {
 	ObserveDecision(req *Request, res *Result, elapsed time.Duration)
 	ObserveReload(s *Snapshot, err error)
+}
+
+// Observers fans one event out to several observers, in order.
+type Observers []Observer
+
+// ObserveDecision implements Observer.
+func (os Observers) ObserveDecision(req *Request, res *Result, elapsed time.Duration) {
+	for _, o := range os {
+		o.ObserveDecision(req, res, elapsed)
+	}
+}
+
+// ObserveReload implements Observer.
+func (os Observers) ObserveReload(s *Snapshot, err error) {
+	for _, o := range os {
+		o.ObserveReload(s, err)
+	}
 }
 
 // Options configures an Engine.
@@ -42,6 +65,13 @@ type Options struct {
 	Timeout  time.Duration
 	Logger   *slog.Logger
 	Observer Observer // may be nil
+	// CacheSize bounds the per-snapshot decision cache (entries); 0 means
+	// the default, a negative value turns the cache off.
+	CacheSize int
+	// DryRun allows every request: a deny is logged and observed (see
+	// Result.DryRun) but the proxy is told to let the request through. For
+	// rolling out a policy safely, never for production enforcement.
+	DryRun bool
 }
 
 // Engine holds the current snapshot and answers requests from it.
@@ -53,6 +83,9 @@ type Engine struct {
 	lastErr atomic.Pointer[reloadError]
 	reloads atomic.Uint64
 }
+
+// DefaultCacheSize is the decision cache's default bound, per snapshot.
+const DefaultCacheSize = 32768
 
 type reloadError struct {
 	err  error
@@ -68,6 +101,9 @@ func New(opts Options) *Engine {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 100 * time.Millisecond
 	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
 	return &Engine{opts: opts}
 }
 
@@ -82,6 +118,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 		e.lastErr.Store(&reloadError{err: err, when: time.Now()})
 		e.opts.Logger.Error("reload failed; the last good snapshot keeps serving", "error", err)
 	} else {
+		s.cache = newDecisionCache(e.opts.CacheSize)
 		e.current.Store(s)
 		e.lastErr.Store(nil)
 		e.opts.Logger.Info("snapshot loaded", "revision", s.Revision,
@@ -137,6 +174,9 @@ func (e *Engine) Check(ctx context.Context, req *Request) (res Result) {
 			e.opts.Logger.Error("decision panicked; denying", "panic", p, "method", req.Method, "path", req.Path)
 			res = Result{Decision: decision.Internal()}
 		}
+		if e.opts.DryRun && !res.Allowed {
+			res = dryRunAllow(res)
+		}
 		if e.opts.Observer != nil {
 			e.opts.Observer.ObserveDecision(req, &res, time.Since(start))
 		}
@@ -147,13 +187,44 @@ func (e *Engine) Check(ctx context.Context, req *Request) (res Result) {
 		e.opts.Logger.Error("denying: " + errNoSnapshot.Error())
 		return Result{Decision: decision.Internal()}
 	}
+	var sub string
+	if s.Verifier != nil {
+		var err error
+		if sub, err = s.Verifier.Subject(req.Authorization, start); err != nil && req.Authorization != "" {
+			e.opts.Logger.Debug("token rejected", "error", err, "revision", s.Revision)
+		}
+	}
+	var key cacheKey
+	if s.cache != nil {
+		key = keyFor(sub, req)
+		if v, ok := s.cache.get(key); ok {
+			return Result{Decision: v.d, User: sub, Customer: v.customer, Revision: s.Revision}
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	res, err := s.decide(ctx, req, start)
+	res, err := s.DecideAs(ctx, sub, req)
 	if err != nil {
 		e.opts.Logger.Error("decision failed; denying", "error", err, "method", req.Method,
 			"path", req.Path, "revision", s.Revision)
 		return Result{Decision: decision.Internal(), User: res.User, Customer: res.Customer, Revision: s.Revision}
+	}
+	if s.cache != nil {
+		s.cache.put(key, cached{d: res.Decision, customer: res.Customer})
+	}
+	return res
+}
+
+// dryRunAllow turns a deny into the allow dry-run mode sends: no identity
+// headers (the policy did not vouch for any), only the reason it would have
+// denied with, so the upstream and its logs can see it too.
+func dryRunAllow(res Result) Result {
+	res.DryRun, res.Denied = true, res.Decision
+	res.Decision = decision.Decision{
+		Allowed: true,
+		Status:  200,
+		Reason:  decision.ReasonAllowed,
+		Headers: []decision.Header{{Name: decision.HeaderDryRunDeny, Value: res.Denied.Reason}},
 	}
 	return res
 }

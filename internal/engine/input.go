@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -38,23 +37,12 @@ var (
 	pathInvalid = ast.NewTerm(ast.NewObject(ast.Item(kValid, ast.BooleanTerm(false))))
 )
 
-// decide gathers the facts the policy reads (path verdict, subject, route,
-// records looked up in the snapshot's index) and lets the policy decide.
+// DecideAs gathers the facts the policy reads (path verdict, subject, route,
+// records looked up in the snapshot's index) and lets the policy decide, for
+// an already-verified subject ("" for none); req.Authorization is not read.
 // Go never decides here: a fact it could not establish is simply absent.
-func (s *Snapshot) decide(ctx context.Context, req *Request, now time.Time) (Result, error) {
-	// The token is verified whatever the path: the order of the checks is the
-	// policy's to decide, so every fact is gathered.
-	var sub string
-	if s.Verifier != nil {
-		sub, _ = s.Verifier.Subject(req.Authorization, now)
-	}
-	return s.DecideAs(ctx, sub, req)
-}
-
-// DecideAs decides req for an already-authenticated subject ("" for none),
-// without looking at req.Authorization: `tenantgate check` uses it, and the
-// token path above ends in it. The error is the evaluation's; the caller
-// fails closed.
+// `tenantgate check` calls it directly; Engine.Check after verifying the
+// token. The error is the evaluation's; the caller fails closed.
 func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Result, error) {
 	var buf [16]string
 	segs, perr := route.Segments(req.Path, buf[:0])

@@ -39,6 +39,7 @@ type Snapshot struct {
 	Files    []string  // every file it was built from
 
 	customers map[string]*ast.Term // per customer: {id, type, lineage, suspended}, built once
+	cache     *decisionCache       // set by Engine.Reload before publishing; nil: no caching
 }
 
 // Build reads the sources and builds a snapshot; it does not publish it.
