@@ -168,6 +168,7 @@ func serve(args []string, stderr io.Writer) error {
 		logFormat   = fs.String("log-format", "text", "text or json")
 		maxStreams  = fs.Uint("grpc-max-concurrent-streams", 1024, "max concurrent gRPC streams per connection")
 		maxRecvSize = fs.Int("grpc-max-recv-msg-size", 1<<20, "max gRPC request size in bytes")
+		cacheSize   = fs.Int("decision-cache-size", engine.DefaultCacheSize, "decisions remembered per snapshot, keyed by subject, method and path (negative: off)")
 	)
 	fs.StringVar(&dirs.Policies, "policies", "policies", "directory of .rego policies (*_test.rego files are ignored)")
 	fs.StringVar(&dirs.Data, "data", "data", "directory of tenant data (*.yaml, *.yml)")
@@ -185,11 +186,12 @@ func serve(args []string, stderr io.Writer) error {
 	ident := idf.config()
 	met := metrics.New()
 	eng := engine.New(engine.Options{
-		Source:   dirs,
-		Identity: &ident,
-		Timeout:  *timeout,
-		Logger:   log,
-		Observer: met,
+		Source:    dirs,
+		Identity:  &ident,
+		Timeout:   *timeout,
+		Logger:    log,
+		Observer:  met,
+		CacheSize: *cacheSize,
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
