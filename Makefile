@@ -48,18 +48,84 @@ test-policy: deps ## opa test, with coverage of at least 90%
 	$(OPA) test --coverage --threshold 90 policies/ > /dev/null
 	$(OPA) test -v policies/ | tail -n 3
 
+# The proxy end-to-end tests (internal/e2e) run Debian's nginx and caddy.
+# Their services are not started on install (a temporary policy-rc.d): the
+# tests run their own instances on loopback ports.
+.PHONY: test-deps
+test-deps: ## install nginx and caddy for the proxy end-to-end tests, where missing (apt-get)
+	@export PATH="$$PATH:/usr/sbin:/sbin"; \
+	if command -v nginx >/dev/null && command -v caddy >/dev/null; then exit 0; fi; \
+	sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+	echo "installing nginx and caddy (apt-get) for the proxy end-to-end tests"; \
+	norc=; if [ ! -e /usr/sbin/policy-rc.d ]; then norc=1; \
+		printf '#!/bin/sh\nexit 101\n' | $$sudo tee /usr/sbin/policy-rc.d >/dev/null; \
+		$$sudo chmod 755 /usr/sbin/policy-rc.d; fi; \
+	trap 'if [ -n "$$norc" ]; then $$sudo rm -f /usr/sbin/policy-rc.d; fi' EXIT; \
+	$$sudo apt-get update -qq; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx caddy
+
 .PHONY: test
-test: lint test-policy ## everything: lint, policy tests, Go tests with -race
+test: test-deps lint test-policy ## everything: lint, policy tests, Go tests with -race
 	$(GO) test -race -count=1 ./...
 
+# `make bench`: the Go benchmarks of issue 4 (Check, Build, Reload at three
+# generated sizes), then ghz over gRPC against tenantgate and a no-op
+# ext_authz server, servers on CPU 0 and ghz on CPU 1. ghz is pinned in its
+# own module (internal/loadbench/ghz/go.mod: it needs an older grpc).
+# BENCH_TIME is one ghz run (x rounds x 3 targets x sizes, plus a fixed-rate
+# run per target); GO_BENCHTIME is go test's -benchtime.
+BENCH_TIME   ?= 8s
+BENCH_ROUNDS ?= 3
+BENCH_SIZES  ?= small,medium,large
+GO_BENCHTIME ?= 1s
+BENCH_OUT    ?= bin/bench
+
 .PHONY: bench
-bench: ## Go benchmarks of the decision path
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; tables in bin/bench/
+	@mkdir -p $(BENCH_OUT)
+	$(GO) build -trimpath -o $(BIN) ./cmd/tenantgate
+	$(GO) build -trimpath -o bin/tenantgate-noop ./internal/loadbench/noop
+	$(GO) build -trimpath -o bin/loadbench ./internal/loadbench
+	$(GO) -C internal/loadbench/ghz build -trimpath -o $(CURDIR)/bin/ghz github.com/bojand/ghz/cmd/ghz
+	$(GO) test -run '^$$' -bench '^Benchmark(Check|Build|Reload)$$' -benchmem -benchtime $(GO_BENCHTIME) \
+		./internal/engine ./internal/extauthz | tee $(BENCH_OUT)/go.txt
+	bin/loadbench run -tenantgate $(BIN) -noop bin/tenantgate-noop -ghz bin/ghz -policies policies \
+		-sizes $(BENCH_SIZES) -duration $(BENCH_TIME) -rounds $(BENCH_ROUNDS) -out $(BENCH_OUT)/load.md > /dev/null
+	@echo; echo "### Go benchmarks ($(GO_BENCHTIME) each)"; echo
+	@bin/loadbench benchfmt < $(BENCH_OUT)/go.txt | tee $(BENCH_OUT)/go.md
+	@echo; cat $(BENCH_OUT)/load.md
+
+# The bundle: data/ and policies/ staged by internal/bundle (which reads the
+# YAML as tenantgate does), packed and signed by opa build, checked with the
+# public key, then moved into place by rename so a server watching it
+# hot-reloads. opa build runs inside the staging dir so that the module paths
+# in the bundle are /policies/<file>. The development key pair is made once.
+BUNDLE     ?= bundles/tenantgate.tar.gz
+BUNDLE_KEY ?= $(DEV)/bundle-signing.pem
+BUNDLE_PUB ?= $(DEV)/bundle-verification.pem
+BUNDLE_REV ?= $(shell git describe --always --dirty 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)
+
+$(BUNDLE_KEY):
+	$(GO) run ./internal/bundle/cmd/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
+
+$(BUNDLE_PUB): | $(BUNDLE_KEY)
+	$(GO) run ./internal/bundle/cmd/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
 
 .PHONY: bundle
-bundle: ## (issue 3) build a signed OPA bundle of policies and data
-	@echo "not yet"; exit 1
+bundle: $(BUNDLE_PUB) ## build bundles/tenantgate.tar.gz: data and policies, signed with the key in .dev/
+	$(GO) run ./cmd/tenantgate validate --data data --policies policies
+	@stage=$$(mktemp -d); out='$(abspath $(BUNDLE))'; tmp="$$out.tmp.tar.gz"; \
+	trap 'rm -rf "$$stage" "$$tmp"' EXIT; \
+	rev='$(BUNDLE_REV)'; opa=$$($(GO) tool -n opa); \
+	$(GO) run ./internal/bundle/cmd/stage -data data -policies policies -revision "$$rev" -out "$$stage"; \
+	mkdir -p "$$(dirname "$$out")"; \
+	(cd "$$stage" && "$$opa" build -b . --revision "$$rev" \
+		--signing-key '$(abspath $(BUNDLE_KEY))' --signing-alg RS256 -o "$$tmp"); \
+	$(GO) run ./cmd/tenantgate validate --bundle "$$tmp" --bundle-verification-key $(BUNDLE_PUB); \
+	mv "$$tmp" "$$out"; \
+	echo "built $(BUNDLE), revision $$rev; serve it with:"; \
+	echo "  $(BIN) serve --bundle $(BUNDLE) --bundle-verification-key $(BUNDLE_PUB) --jwt-hs256-secret-file $(SECRET)"
 
 .PHONY: clean
-clean: ## remove build output and the development secret
-	rm -rf bin $(DEV)
+clean: ## remove build output (bin/, bundles/*.tar.gz) and the development secret and keys (.dev/)
+	rm -rf bin $(DEV) bundles/*.tar.gz

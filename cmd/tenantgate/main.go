@@ -17,12 +17,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/bundle"
+	"github.com/tenantgate/tenantgate/internal/decisionlog"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/policy"
 	"github.com/tenantgate/tenantgate/internal/server"
+	"github.com/tenantgate/tenantgate/internal/settle"
 	"github.com/tenantgate/tenantgate/internal/tenant"
+	"github.com/tenantgate/tenantgate/internal/tlsconfig"
 )
 
 const usage = `tenantgate: a multi-tenant external authorizer for Envoy, nginx, Caddy and Traefik.
@@ -136,6 +140,92 @@ func (f *identityFlags) files() []string {
 	return out
 }
 
+// bundleFlags select a signed OPA bundle (make bundle) instead of --data and
+// --policies.
+type bundleFlags struct {
+	opts bundle.Options
+}
+
+func (f *bundleFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.opts.Path, "bundle", "", "signed OPA bundle (.tar.gz, see make bundle) to use instead of --data and --policies (hot-reloaded)")
+	fs.StringVar(&f.opts.VerificationKey, "bundle-verification-key", "", "PEM public key (or certificate) the bundle's signature must verify with (hot-reloaded)")
+	fs.StringVar(&f.opts.KeyID, "bundle-verification-key-id", bundle.DefaultKeyID, "name of the verification key, as OPA's --verification-key-id")
+	fs.StringVar(&f.opts.Algorithm, "bundle-verification-alg", bundle.DefaultAlgorithm, "signature algorithm of the verification key (RS256, PS256, ES256, EdDSA, ...)")
+	fs.BoolVar(&f.opts.InsecureSkipVerification, "bundle-insecure-skip-verification", false, "serve the bundle WITHOUT checking its signature (development only)")
+}
+
+// source returns the bundle source, or nil without --bundle. --bundle with
+// --data or --policies, or a bundle flag without --bundle, is an error: the
+// operator meant something else than what would be served.
+func (f *bundleFlags) source(fs *flag.FlagSet, log *slog.Logger) (*bundle.Source, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.opts.Path == "" {
+		for _, n := range []string{"bundle-verification-key", "bundle-verification-key-id", "bundle-verification-alg", "bundle-insecure-skip-verification"} {
+			if set[n] {
+				return nil, fmt.Errorf("--%s needs --bundle", n)
+			}
+		}
+		return nil, nil
+	}
+	if set["data"] || set["policies"] {
+		return nil, errors.New("--bundle holds the data and the policies: give either --bundle or --data/--policies, not both")
+	}
+	o := f.opts
+	o.Logger = log
+	return bundle.New(o)
+}
+
+// tlsFlags serve both listeners over TLS, or mutual TLS with a client CA.
+type tlsFlags struct{ files tlsconfig.Files }
+
+func (f *tlsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.files.CertFile, "tls-cert-file", "", "PEM server certificate (chain) for both listeners; with --tls-key-file turns TLS on (hot-reloaded)")
+	fs.StringVar(&f.files.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file (hot-reloaded)")
+	fs.StringVar(&f.files.ClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require client certificates signed by it (mutual TLS; hot-reloaded)")
+}
+
+// reloader returns nil when no TLS flag is set.
+func (f *tlsFlags) reloader(log *slog.Logger) (*tlsconfig.Reloader, error) {
+	if !f.files.Enabled() {
+		return nil, nil
+	}
+	return tlsconfig.New(f.files, log)
+}
+
+// decisionLogFlags turn on the decision log and dry-run mode.
+type decisionLogFlags struct {
+	path   string
+	dryRun bool
+}
+
+func (f *decisionLogFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.path, "decision-log", "", "write one JSON line per decision to this file (appended, created 0640), or - for stdout; empty: off")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "allow every request; a deny is only logged (decision log dry_run: true) and sent upstream as x-tenantgate-dry-run-deny")
+}
+
+// open returns the decision log (nil when off), its metrics registered.
+func (f *decisionLogFlags) open(log *slog.Logger, met *metrics.Metrics) (*decisionlog.Log, error) {
+	if f.dryRun {
+		log.Warn("dry-run mode: every request is allowed; denies are only logged")
+		if f.path == "" {
+			log.Warn("--dry-run without --decision-log: would-be denies show only in the x-tenantgate-dry-run-deny header sent upstream")
+		}
+	}
+	if f.path == "" {
+		return nil, nil
+	}
+	dlog, err := decisionlog.Open(f.path, decisionlog.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := dlog.Register(met.Registry()); err != nil {
+		dlog.Close()
+		return nil, err
+	}
+	return dlog, nil
+}
+
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -173,6 +263,12 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&dirs.Policies, "policies", "policies", "directory of .rego policies (*_test.rego files are ignored)")
 	fs.StringVar(&dirs.Data, "data", "data", "directory of tenant data (*.yaml, *.yml)")
 	idf.register(fs)
+	var bf bundleFlags
+	bf.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
+	var lf decisionLogFlags
+	lf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -180,33 +276,60 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var src engine.Source = dirs
+	if b, err := bf.source(fs, log); err != nil {
+		return err
+	} else if b != nil {
+		src = b
+	}
 	if idf.secretFile == "" && idf.jwksFile == "" {
 		return errors.New("serve needs --jwt-hs256-secret-file or --jwks-file (or both)")
 	}
 	ident := idf.config()
 	met := metrics.New()
+	tlsFiles, err := tf.reloader(log)
+	if err != nil {
+		return err
+	}
+	var observer engine.Observer = met
+	dlog, err := lf.open(log, met)
+	if err != nil {
+		return err
+	}
+	if dlog != nil {
+		observer = engine.Observers{met, dlog}
+	}
 	eng := engine.New(engine.Options{
-		Source:    dirs,
+		// A reload only uses files left unchanged for the debounce interval
+		// around its read, so a write that starts mid-read is never served.
+		Source:    settle.Wrap(src, *debounce),
 		Identity:  &ident,
 		Timeout:   *timeout,
 		Logger:    log,
-		Observer:  met,
+		Observer:  observer,
 		CacheSize: *cacheSize,
+		DryRun:    lf.dryRun,
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return server.Run(ctx, server.Config{
+	err = server.Run(ctx, server.Config{
 		GRPCAddr:             *grpcAddr,
 		HTTPAddr:             *httpAddr,
+		TLS:                  tlsFiles,
 		Engine:               eng,
 		Metrics:              met,
 		Logger:               log,
-		Watch:                append(dirs.Watched(), idf.files()...),
+		Watch:                append(src.Watched(), idf.files()...),
 		Debounce:             *debounce,
 		ShutdownTimeout:      *shutdown,
 		MaxConcurrentStreams: uint32(*maxStreams),
 		MaxRecvMsgSize:       *maxRecvSize,
 	})
+	if dlog != nil {
+		// After Run: every in-flight decision has been observed.
+		err = errors.Join(err, dlog.Close())
+	}
+	return err
 }
 
 func validate(args []string, stdout, stderr io.Writer) error {
@@ -214,8 +337,15 @@ func validate(args []string, stdout, stderr io.Writer) error {
 		"policies. Exit status 1 when anything is wrong.", stderr)
 	data := fs.String("data", "data", "directory of tenant data")
 	pols := fs.String("policies", "policies", "directory of .rego policies (empty: skip)")
+	var bf bundleFlags
+	bf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if b, err := bf.source(fs, warnLogger(stderr)); err != nil {
+		return err
+	} else if b != nil {
+		return validateBundle(b, bf.opts.Path, stdout, stderr)
 	}
 	failed := false
 	d, err := tenant.LoadDir(*data)
@@ -243,6 +373,35 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// validateBundle reads a bundle as serve would (signature, data, policies)
+// and says what it holds.
+func validateBundle(b *bundle.Source, path string, stdout, stderr io.Writer) error {
+	ctx := context.Background()
+	c, err := b.Read(ctx)
+	if err == nil {
+		if _, err = policy.Compile(ctx, c.Policies); err != nil {
+			err = fmt.Errorf("bundle %s: %w", path, err)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError{1}
+	}
+	sig := "signature verified"
+	if !c.Verified {
+		sig = "signature NOT verified"
+	}
+	fmt.Fprintf(stdout, "%s: ok (revision %s, %s, %d customers, %d users, %d data files, %d modules)\n",
+		path, c.Revision, sig, len(c.Data.Customers), len(c.Data.Users), len(c.Data.Files), len(c.Policies))
+	return nil
+}
+
+// warnLogger is for the one-shot commands: warnings (an unverified bundle)
+// only, on stderr.
+func warnLogger(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 func check(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", "Decide one request as the named user would be decided after a valid token, and print\n"+
 		"the decision, the reason and the headers. Exit status 0 on allow, 3 on deny.", stderr)
@@ -253,6 +412,8 @@ func check(args []string, stdout, stderr io.Writer) error {
 	method := fs.String("method", "GET", "request method")
 	path := fs.String("path", "", "request path, as sent (percent-encoded, query allowed)")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
+	var bf bundleFlags
+	bf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -260,8 +421,14 @@ func check(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "check needs --path")
 		return exitError{2}
 	}
+	var src engine.Source = dirs
+	if b, err := bf.source(fs, warnLogger(stderr)); err != nil {
+		return err
+	} else if b != nil {
+		src = b
+	}
 	ctx := context.Background()
-	snap, err := engine.Build(ctx, dirs, nil)
+	snap, err := engine.Build(ctx, src, nil)
 	if err != nil {
 		return err
 	}

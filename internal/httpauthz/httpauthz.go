@@ -44,19 +44,47 @@ func Matches(requestURI string) bool {
 //     X-Original-Method and X-Original-URI (nginx).
 //
 // When neither form gives a target, the path is empty, which the path checks
-// deny as bad_path.
+// deny as bad_path. So is an ambiguous request: both header pairs present
+// and disagreeing, or a header given twice. A proxy sets one pair; the other
+// can only come from the client, and trusting whichever we read first would
+// let a client whose proxy sets only X-Original-URI name another path in
+// X-Forwarded-Uri.
 func Original(r *http.Request) (method, target string) {
 	raw := r.RequestURI
 	if rest, ok := strings.CutPrefix(raw, Prefix); ok && strings.HasPrefix(rest, "/") {
 		return r.Method, rest
 	}
-	if uri := r.Header.Get("X-Forwarded-Uri"); uri != "" {
-		return r.Header.Get("X-Forwarded-Method"), uri
+	fm, fu, fok := pair(r.Header, "X-Forwarded-Method", "X-Forwarded-Uri")
+	om, ou, ook := pair(r.Header, "X-Original-Method", "X-Original-Uri")
+	switch {
+	case !fok || !ook:
+		return "", ""
+	case fu != "" && ou != "":
+		if fm != om || fu != ou {
+			return "", ""
+		}
+		return fm, fu
+	case fu != "":
+		return fm, fu
+	default:
+		return om, ou
 	}
-	if uri := r.Header.Get("X-Original-Uri"); uri != "" {
-		return r.Header.Get("X-Original-Method"), uri
+}
+
+// pair reads a method/URI header pair; ok is false when either header was
+// sent more than once (ambiguous, so never guessed at).
+func pair(h http.Header, methodName, uriName string) (method, uri string, ok bool) {
+	m, u := h.Values(methodName), h.Values(uriName)
+	if len(m) > 1 || len(u) > 1 {
+		return "", "", false
 	}
-	return r.Header.Get("X-Forwarded-Method"), ""
+	if len(m) == 1 {
+		method = m[0]
+	}
+	if len(u) == 1 {
+		uri = u[0]
+	}
+	return method, uri, true
 }
 
 // ServeHTTP answers 200 with the x-tenantgate-* headers on allow, and the

@@ -18,6 +18,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -26,6 +27,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/extauthz"
 	"github.com/tenantgate/tenantgate/internal/httpauthz"
 	"github.com/tenantgate/tenantgate/internal/metrics"
+	"github.com/tenantgate/tenantgate/internal/tlsconfig"
 	"github.com/tenantgate/tenantgate/internal/watch"
 )
 
@@ -36,6 +38,10 @@ type Config struct {
 	Engine   *engine.Engine
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
+
+	// TLS, when set, serves both listeners over TLS (mutual TLS when it has
+	// a client CA); its files are watched and reloaded. nil: plaintext.
+	TLS *tlsconfig.Reloader
 
 	// Watch lists the files and directories whose changes reload the engine;
 	// Debounce is how long changes must settle first.
@@ -93,6 +99,14 @@ func (s *Server) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
+	var tlsWatch *watch.Watcher
+	if s.cfg.TLS != nil {
+		// The certificate files have their own watcher: a rotation must not
+		// rebuild the policy snapshot, nor a data edit re-read the keys.
+		if tlsWatch, err = watch.New(s.cfg.TLS.Files().Paths(), s.cfg.Debounce, log); err != nil {
+			return fmt.Errorf("watch TLS files: %w", err)
+		}
+	}
 
 	grpcLis, err := Listen(s.cfg.GRPCAddr)
 	if err != nil {
@@ -104,10 +118,14 @@ func (s *Server) serve(ctx context.Context) error {
 		return fmt.Errorf("http listener: %w", err)
 	}
 
-	gs := grpc.NewServer(
+	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(s.cfg.MaxRecvMsgSize),
-	)
+	}
+	if s.cfg.TLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(s.cfg.TLS.ServerConfig("h2"))))
+	}
+	gs := grpc.NewServer(grpcOpts...)
 	authv3.RegisterAuthorizationServer(gs, extauthz.New(s.cfg.Engine))
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)
@@ -123,6 +141,10 @@ func (s *Server) serve(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if s.cfg.TLS != nil {
+		// Served with ServeTLS, not a tls.NewListener, so HTTP/2 is offered too.
+		hs.TLSConfig = s.cfg.TLS.ServerConfig("h2", "http/1.1")
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -131,18 +153,30 @@ func (s *Server) serve(ctx context.Context) error {
 	wg.Go(func() {
 		_ = w.Run(watchCtx, func() { _ = s.cfg.Engine.Reload(watchCtx) })
 	})
+	if tlsWatch != nil {
+		wg.Go(func() {
+			// Reload logs a bad file itself; the old certificate keeps serving.
+			_ = tlsWatch.Run(watchCtx, func() { _ = s.cfg.TLS.Reload() })
+		})
+	}
 	wg.Go(func() {
 		if err := gs.Serve(grpcLis); err != nil {
 			errc <- fmt.Errorf("grpc: %w", err)
 		}
 	})
 	wg.Go(func() {
-		if err := hs.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if hs.TLSConfig != nil {
+			err = hs.ServeTLS(httpLis, "", "")
+		} else {
+			err = hs.Serve(httpLis)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
 	log.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"revision", s.cfg.Engine.Snapshot().Revision)
+		"revision", s.cfg.Engine.Snapshot().Revision, "tls", s.cfg.TLS != nil)
 	if s.cfg.Ready != nil {
 		s.cfg.Ready(grpcLis.Addr(), httpLis.Addr())
 	}
@@ -219,17 +253,58 @@ func (s *Server) mux() *http.ServeMux {
 	return mux
 }
 
+// SocketMode is the mode of a Unix socket tenantgate listens on: the owner
+// and the group may connect (connecting needs write permission), so a proxy
+// running as another user shares a group with tenantgate (in Kubernetes, the
+// pod's fsGroup on the shared volume), and nobody else can ask.
+const SocketMode = 0o660
+
 // Listen opens a TCP listener for host:port, or a Unix socket for
-// unix:///path (a stale socket file from an earlier run is replaced).
+// unix:///path. A stale socket file from an earlier run is replaced, but
+// not one that a live process still accepts on, nor a file that is not a
+// socket. The socket is removed when the listener is closed.
 func Listen(addr string) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		if path == "" {
 			return nil, fmt.Errorf("%s: empty socket path", addr)
 		}
-		if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
-			_ = os.Remove(path)
+		if err := removeStaleSocket(path); err != nil {
+			return nil, err
 		}
-		return net.Listen("unix", path)
+		lis, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		// After bind, not before: the socket is created with the umask's
+		// mode (0755 with the usual 022: owner only), so it never allows
+		// more than SocketMode in between.
+		if err := os.Chmod(path, SocketMode); err != nil {
+			lis.Close()
+			return nil, fmt.Errorf("%s: %w", addr, err)
+		}
+		return lis, nil
 	}
 	return net.Listen("tcp", addr)
+}
+
+// removeStaleSocket removes path if it is a socket nobody accepts on.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; not replacing it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("%s: another process is listening on this socket", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
 }

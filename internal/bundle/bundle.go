@@ -1,0 +1,332 @@
+// Package bundle serves tenantgate from a signed OPA bundle (a .tar.gz built
+// by `make bundle` with `opa build`) instead of the data and policies
+// directories, and stages the directory that `opa build` packs.
+//
+// Reading, signature checking and file hashing are OPA's own (the
+// github.com/open-policy-agent/opa/v1/bundle reader); this package only
+// decides what must be there and turns the bundle into the tenant data and
+// policy modules the engine builds a snapshot from.
+//
+// The layout (see Stage):
+//
+//	/.manifest                              revision, roots ["tenantgate"], rego_version 1
+//	/policies/<name>.rego                   the policies, no *_test.rego
+//	/data.json                              {"tenantgate": {"tenants": {"<data file name>": {...}}}}
+//	/.signatures.json                       the signature over every other file
+//
+// Each entry under /tenantgate/tenants is one data file as it was staged
+// (customers.yaml, users.yaml, ...), in JSON form; it goes through
+// tenant.Load under that name, so the validation is the directory's, and an
+// error names the file, the id and the field. Line numbers do not survive
+// `opa build` (it merges all data into one data.json), so errors from a
+// bundle carry none.
+package bundle
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/open-policy-agent/opa/v1/ast"
+	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/tenantgate/tenantgate/internal/policy"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// Where the bundle keeps what tenantgate reads.
+const (
+	// Root is the one root the manifest declares: the policies' packages
+	// (tenantgate.authz, tenantgate.tables) and the tenant data live under it.
+	Root = "tenantgate"
+	// TenantsKey is the key under Root that holds one object per data file.
+	TenantsKey = "tenants"
+	// PolicyDir is where Stage puts the .rego files inside the bundle.
+	PolicyDir = "policies"
+)
+
+// DefaultKeyID is the key id OPA gives a key when none is named (`opa build`
+// signs with kid "default", `opa run` verifies with it).
+const DefaultKeyID = "default"
+
+// DefaultAlgorithm is the signature algorithm `make bundle` signs with.
+const DefaultAlgorithm = "RS256"
+
+// Options says which bundle to serve and how to check it.
+type Options struct {
+	// Path is the bundle file (.tar.gz).
+	Path string
+	// VerificationKey is a PEM file holding the public key (or a
+	// certificate) the signature must verify with. It is read on every
+	// load, so replacing it rotates the key.
+	VerificationKey string
+	// KeyID names the key, as OPA's --verification-key-id does; the
+	// signature is checked with this key whatever kid it names. Default
+	// "default".
+	KeyID string
+	// Algorithm is the signature algorithm the key is for, pinned here so
+	// the bundle cannot choose it. Default RS256.
+	Algorithm string
+	// InsecureSkipVerification serves a bundle without checking any
+	// signature. For development only: it must be asked for explicitly, and
+	// it excludes VerificationKey.
+	InsecureSkipVerification bool
+	// Logger reports each bundle read; nil is slog.Default().
+	Logger *slog.Logger
+}
+
+// Source is an engine.Source that reads a bundle file afresh on every build,
+// so replacing the file (by rename, as `make bundle` does) is a hot reload
+// and a bad bundle keeps the last good snapshot serving.
+type Source struct {
+	opts Options
+}
+
+// asymmetric lists the algorithms a bundle may be verified with: a public
+// key can only verify, whereas an HMAC secret on the server could also sign.
+var asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// New checks the options. It fails closed: without a verification key the
+// bundle is refused unless InsecureSkipVerification says otherwise.
+func New(opts Options) (*Source, error) {
+	if opts.Path == "" {
+		return nil, errors.New("bundle: no bundle file given")
+	}
+	switch {
+	case opts.VerificationKey == "" && !opts.InsecureSkipVerification:
+		return nil, fmt.Errorf("bundle %s: a verification key is required to check its signature "+
+			"(or, for development only, skip the check explicitly)", opts.Path)
+	case opts.VerificationKey != "" && opts.InsecureSkipVerification:
+		return nil, fmt.Errorf("bundle %s: a verification key and skipping verification exclude each other", opts.Path)
+	}
+	if opts.KeyID == "" {
+		opts.KeyID = DefaultKeyID
+	}
+	if opts.Algorithm == "" {
+		opts.Algorithm = DefaultAlgorithm
+	}
+	if !slices.Contains(asymmetric, opts.Algorithm) {
+		return nil, fmt.Errorf("bundle %s: signature algorithm %q: want one of %s", opts.Path, opts.Algorithm, strings.Join(asymmetric, ", "))
+	}
+	if _, ok := jwa.LookupSignatureAlgorithm(opts.Algorithm); !ok {
+		return nil, fmt.Errorf("bundle %s: signature algorithm %q is unknown to the JWS library", opts.Path, opts.Algorithm)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.InsecureSkipVerification {
+		opts.Logger.Warn("bundle signature verification is OFF: any bundle at this path is served", "bundle", opts.Path)
+	}
+	return &Source{opts: opts}, nil
+}
+
+// Contents is what one read of the bundle yields.
+type Contents struct {
+	Data     *tenant.Data
+	Policies []policy.File
+	Revision string // the manifest's revision
+	Verified bool   // false only with InsecureSkipVerification
+}
+
+// Load implements engine.Source.
+func (s *Source) Load(ctx context.Context) (*tenant.Data, []policy.File, error) {
+	c, err := s.Read(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.Data, c.Policies, nil
+}
+
+// Watched implements engine.Source: the bundle file and the key file.
+func (s *Source) Watched() []string {
+	w := []string{s.opts.Path}
+	if s.opts.VerificationKey != "" {
+		w = append(w, s.opts.VerificationKey)
+	}
+	return w
+}
+
+// Read reads, verifies and decodes the bundle. Every error names the bundle
+// file; a signature problem says "signature verification failed".
+func (s *Source) Read(ctx context.Context) (*Contents, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b, err := s.readVerified()
+	if err != nil {
+		return nil, err
+	}
+	c := &Contents{Revision: b.Manifest.Revision, Verified: !s.opts.InsecureSkipVerification}
+	if len(b.WasmModules) > 0 || len(b.PlanModules) > 0 {
+		return nil, s.errorf("holds Wasm or plan modules; tenantgate evaluates Rego only")
+	}
+	for _, m := range b.Modules {
+		name := "/" + strings.TrimPrefix(m.Path, "/")
+		if strings.HasSuffix(name, "_test.rego") {
+			continue
+		}
+		c.Policies = append(c.Policies, policy.File{Name: "bundle:" + name, Content: m.Raw})
+	}
+	if len(c.Policies) == 0 {
+		return nil, s.errorf("no policies (.rego files)")
+	}
+	files, err := s.tenantFiles(b.Data)
+	if err != nil {
+		return nil, err
+	}
+	if c.Data, err = tenant.Load(files); err != nil {
+		return nil, s.errorf("%w", withoutLines(err, files))
+	}
+	s.opts.Logger.Info("bundle read", "bundle", s.opts.Path, "revision", c.Revision, "verified", c.Verified,
+		"policies", len(c.Policies), "data_files", len(files))
+	return c, nil
+}
+
+func (s *Source) errorf(format string, args ...any) error {
+	return fmt.Errorf("bundle %s: "+format, append([]any{s.opts.Path}, args...)...)
+}
+
+// readVerified reads the bundle with OPA's reader, which checks the JWS in
+// .signatures.json against the pinned key, then every file's hash against
+// the signed list (a file added, removed or changed is refused), before any
+// module is parsed.
+func (s *Source) readVerified() (opabundle.Bundle, error) {
+	var vc *opabundle.VerificationConfig
+	if !s.opts.InsecureSkipVerification {
+		kc, err := s.key()
+		if err != nil {
+			return opabundle.Bundle{}, err
+		}
+		// KeyID pins the key: OPA then ignores the kid the bundle names.
+		vc = opabundle.NewVerificationConfig(map[string]*opabundle.KeyConfig{s.opts.KeyID: kc}, s.opts.KeyID, "", nil)
+	}
+	b, err := s.read(vc)
+	switch {
+	case err == nil:
+		return b, nil
+	case vc == nil:
+		return b, s.errorf("%w", err)
+	}
+	// OPA's errors are not typed. Tell the operator whether the signature
+	// is the problem: if the same file reads fine without verification, it
+	// is. What that second read returns is never used.
+	if _, uerr := s.read(nil); uerr == nil {
+		return b, s.errorf("signature verification failed: %w", err)
+	}
+	return b, s.errorf("%w", err)
+}
+
+func (s *Source) read(vc *opabundle.VerificationConfig) (opabundle.Bundle, error) {
+	f, err := os.Open(s.opts.Path)
+	if err != nil {
+		return opabundle.Bundle{}, err
+	}
+	defer f.Close()
+	r := opabundle.NewCustomReader(opabundle.NewTarballLoaderWithBaseURL(f, "")).
+		WithRegoVersion(ast.RegoV1).
+		// Lazy mode would leave the data undecoded and skip the roots check.
+		WithLazyLoadingMode(false)
+	if vc == nil {
+		r = r.WithSkipBundleVerification(true)
+	} else {
+		r = r.WithBundleVerificationConfig(vc)
+	}
+	return r.Read()
+}
+
+// key reads the verification key file; a missing file, or anything but a
+// PEM public key or certificate, is a clear error. A private key is
+// refused: the server only needs the public half, and should not hold the
+// other.
+func (s *Source) key() (*opabundle.KeyConfig, error) {
+	path := s.opts.VerificationKey
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bundle verification key: %w", err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, fmt.Errorf("bundle verification key %s: no PEM block", path)
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		_, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		_, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		_, err = x509.ParseCertificate(block.Bytes)
+	default:
+		if strings.Contains(block.Type, "PRIVATE KEY") {
+			return nil, fmt.Errorf("bundle verification key %s: is a private key (%s); give the public key", path, block.Type)
+		}
+		return nil, fmt.Errorf("bundle verification key %s: PEM block %q: want PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE", path, block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bundle verification key %s: %w", path, err)
+	}
+	return &opabundle.KeyConfig{Key: string(pemBytes), Algorithm: s.opts.Algorithm}, nil
+}
+
+// tenantFiles turns /tenantgate/tenants/<name> into one tenant.File per
+// name. Data anywhere else is refused: nothing would read it, so it can
+// only be a mistake in how the bundle was built.
+func (s *Source) tenantFiles(data map[string]any) ([]tenant.File, error) {
+	for k := range data {
+		if k != Root {
+			return nil, s.errorf("unexpected data at /%s: tenant data belongs under /%s/%s/<file>", k, Root, TenantsKey)
+		}
+	}
+	root, ok := data[Root].(map[string]any)
+	if !ok {
+		return nil, s.errorf("no tenant data at /%s/%s", Root, TenantsKey)
+	}
+	for k := range root {
+		if k != TenantsKey {
+			return nil, s.errorf("unexpected data at /%s/%s: tenant data belongs under /%s/%s/<file>", Root, k, Root, TenantsKey)
+		}
+	}
+	tenants, ok := root[TenantsKey].(map[string]any)
+	if !ok || len(tenants) == 0 {
+		return nil, s.errorf("no tenant data at /%s/%s", Root, TenantsKey)
+	}
+	files := make([]tenant.File, 0, len(tenants))
+	for name, v := range tenants {
+		if _, ok := v.(map[string]any); !ok {
+			return nil, s.errorf("data at /%s/%s/%s: want an object (one data file), got %T", Root, TenantsKey, name, v)
+		}
+		// JSON is YAML: tenant.Load parses it as it parses a file.
+		content, err := json.Marshal(v)
+		if err != nil {
+			return nil, s.errorf("data at /%s/%s/%s: %w", Root, TenantsKey, name, err)
+		}
+		files = append(files, tenant.File{Name: name, Content: content})
+	}
+	return files, nil
+}
+
+// withoutLines drops the line numbers from tenant errors: the JSON the
+// bundle holds is one line, so every line would read 1, which points
+// nowhere in the operator's file. Only the message of a duplicate across
+// files names a line ("also declared in users.yaml:1"), so that suffix goes
+// too.
+func withoutLines(err error, files []tenant.File) error {
+	var errs tenant.Errors
+	if !errors.As(err, &errs) {
+		return err
+	}
+	for _, e := range errs {
+		e.Line = 0
+		for _, f := range files {
+			e.Msg = strings.ReplaceAll(e.Msg, f.Name+":1", f.Name)
+		}
+	}
+	return errs
+}

@@ -1,0 +1,288 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/tenantgate/tenantgate/internal/policy"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// StageOptions says what to stage and where.
+type StageOptions struct {
+	Data     string // the tenant data directory
+	Policies string // the policies directory
+	Out      string // the staging directory: created, or empty
+	Revision string // the manifest's revision (opa build --revision overrides it)
+}
+
+// Manifest is the .manifest Stage writes.
+type Manifest struct {
+	Revision    string   `json:"revision"`
+	Roots       []string `json:"roots"`
+	RegoVersion int      `json:"rego_version"`
+}
+
+// Stage writes the directory `opa build -b` packs into a bundle: the
+// manifest, the non-test policies under policies/, and each data file as
+// tenantgate/tenants/<file name>/data.json (opa build only takes files named
+// data.json or data.yaml as data, placed by their directory).
+//
+// The data is validated first (tenant.LoadDir, every error). It is then
+// converted to JSON here rather than left to opa build's YAML reader, with
+// tenantgate's reading of YAML: a number, a date or a float is taken as
+// written (0123, 2024-01-01 and 1.50 stay those strings, as tenant.Load
+// reads them), where a generic converter would turn them into 123,
+// 2024-01-01T00:00:00Z and 1.5 and silently change an id. The JSON is then
+// loaded back and must give exactly the validated data.
+func Stage(ctx context.Context, opts StageOptions) error {
+	if opts.Data == "" || opts.Policies == "" || opts.Out == "" {
+		return errors.New("stage: the data dir, the policies dir and the output dir are all required")
+	}
+	if err := emptyDir(opts.Out); err != nil {
+		return err
+	}
+	want, err := tenant.LoadDir(opts.Data)
+	if err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	staged := make([]tenant.File, 0, len(want.Files))
+	for _, path := range want.Files {
+		content, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+		js, err := YAMLToJSON(content)
+		if err != nil {
+			return fmt.Errorf("stage: data file %s: %w", path, err)
+		}
+		name := filepath.Base(path)
+		staged = append(staged, tenant.File{Name: name, Content: js})
+		if err := stageFile(filepath.Join(opts.Out, Root, TenantsKey, name, "data.json"), js); err != nil {
+			return err
+		}
+	}
+	got, err := tenant.Load(staged)
+	if err != nil {
+		return fmt.Errorf("stage: the JSON form of %s does not load (a bug in internal/bundle): %w", opts.Data, err)
+	}
+	if err := sameData(want, got); err != nil {
+		return fmt.Errorf("stage: the JSON form of %s differs from the YAML (a data file changed while staging, or a bug in internal/bundle): %w", opts.Data, err)
+	}
+
+	mods, err := policy.ReadDir(opts.Policies)
+	if err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	if _, err := policy.Compile(ctx, mods); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	for _, m := range mods {
+		if err := stageFile(filepath.Join(opts.Out, PolicyDir, filepath.Base(m.Name)), m.Content); err != nil {
+			return err
+		}
+	}
+
+	man, err := json.Marshal(Manifest{Revision: opts.Revision, Roots: []string{Root}, RegoVersion: 1})
+	if err != nil {
+		return fmt.Errorf("stage: manifest: %w", err)
+	}
+	return stageFile(filepath.Join(opts.Out, ".manifest"), man)
+}
+
+// emptyDir makes dir, or checks it is empty: a stale file left in it would
+// end up in the bundle.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("stage: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("stage: %w", err)
+	case len(entries) > 0:
+		return fmt.Errorf("stage: output dir %s is not empty", dir)
+	}
+	return nil
+}
+
+func stageFile(path string, content []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	return nil
+}
+
+// YAMLToJSON converts one tenant data document to JSON the way tenant.Load
+// reads YAML: strings, numbers, dates and floats become JSON strings of the
+// text as written; booleans and nulls stay booleans and nulls; mapping keys
+// are that text too. Aliases are expanded. An empty document is {}. It
+// refuses what tenant.Load would refuse anyway (non-scalar keys, a second
+// document), so it never invents a meaning.
+func YAMLToJSON(content []byte) ([]byte, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(content))
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		return []byte("{}"), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document")
+	}
+	v, err := jsonValue(&doc, 0)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return []byte("{}"), nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// maxDepth bounds the recursion: tenant data is four levels deep, and an
+// alias cycle or a hostile nesting must end in an error, not a stack overflow.
+const maxDepth = 32
+
+func jsonValue(n *yaml.Node, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("line %d: nested deeper than %d levels", n.Line, maxDepth)
+	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return jsonValue(n.Content[0], depth+1)
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			key, ok := scalarText(k)
+			if !ok {
+				return nil, fmt.Errorf("line %d: a key must be a string, number or date", k.Line)
+			}
+			if _, dup := m[key]; dup {
+				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, key)
+			}
+			v, err := jsonValue(n.Content[i+1], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m[key] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		s := make([]any, 0, len(n.Content))
+		for _, e := range n.Content {
+			v, err := jsonValue(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			s = append(s, v)
+		}
+		return s, nil
+	case yaml.ScalarNode:
+		if s, ok := scalarText(n); ok {
+			return s, nil
+		}
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			switch n.Value {
+			case "true", "True", "TRUE":
+				return true, nil
+			case "false", "False", "FALSE":
+				return false, nil
+			}
+		}
+		return nil, fmt.Errorf("line %d: unsupported value %q (%s)", n.Line, n.Value, n.ShortTag())
+	}
+	return nil, fmt.Errorf("line %d: unsupported YAML node", n.Line)
+}
+
+// scalarText is tenant's reading of a scalar as text: strings, and numbers
+// and dates as written.
+func scalarText(n *yaml.Node) (string, bool) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.ScalarNode {
+		return "", false
+	}
+	switch n.ShortTag() {
+	case "!!str", "!!int", "!!float", "!!timestamp":
+		return n.Value, true
+	}
+	return "", false
+}
+
+// sameData reports the first customer or user that differs between two
+// loads, ignoring where each was declared (the file names are the same, the
+// lines are not).
+func sameData(want, got *tenant.Data) error {
+	if len(want.Customers) != len(got.Customers) || len(want.Users) != len(got.Users) {
+		return fmt.Errorf("%d customers and %d users became %d and %d",
+			len(want.Customers), len(want.Users), len(got.Customers), len(got.Users))
+	}
+	for _, id := range sortedKeys(want.Customers) {
+		w, g := want.Customers[id], got.Customers[id]
+		if w == nil || g == nil {
+			return fmt.Errorf("customer %q: missing", id)
+		}
+		a, b := *w, *g
+		a.File, a.Line, b.File, b.Line = "", 0, "", 0
+		if !reflect.DeepEqual(a, b) {
+			return fmt.Errorf("customer %q: %+v became %+v", id, a, b)
+		}
+	}
+	for _, id := range sortedKeys(want.Users) {
+		w, g := want.Users[id], got.Users[id]
+		if w == nil || g == nil {
+			return fmt.Errorf("user %q: missing", id)
+		}
+		a, b := *w, *g
+		a.File, a.Line, b.File, b.Line = "", 0, "", 0
+		if !reflect.DeepEqual(a, b) {
+			return fmt.Errorf("user %q: %+v became %+v", id, a, b)
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

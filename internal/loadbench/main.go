@@ -1,0 +1,377 @@
+// Command loadbench is the load half of `make bench`: it runs ghz over real
+// gRPC against tenantgate and against a no-op ext_authz server (the floor),
+// with the same ~1,000 distinct Envoy-shaped CheckRequests (about 70%
+// allowed), alternating the targets over several rounds, the servers pinned
+// to one core and ghz to the other, and prints a markdown table: requests/s,
+// p50, p99, errors, server CPU per request (from /proc/PID/stat), peak RSS,
+// the p99 at half the no-op's maximum rate, and the ratios to the no-op.
+//
+//	loadbench run -tenantgate bin/tenantgate -noop bin/tenantgate-noop -ghz bin/ghz [-sizes small,medium,large] [-duration 8s]
+//	loadbench benchfmt < go-test-bench-output.txt
+//
+// The Makefile's `bench` target builds the three binaries and runs both.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/tenantgen"
+)
+
+const usage = `loadbench: the load benchmark of tenantgate (make bench).
+
+Usage:
+  loadbench run [flags]   ghz against tenantgate and a no-op ext_authz server; print a markdown table
+  loadbench benchfmt      read 'go test -bench' output on stdin; print it as a markdown table
+
+Run 'loadbench run -h' for the flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "run":
+		cfg, err := parseConfig(args[1:], stderr)
+		if err != nil {
+			return err
+		}
+		return loadBench(ctx, cfg, stdout, stderr)
+	case "benchfmt":
+		return benchfmt(stdin, stdout)
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return flag.ErrHelp
+	}
+}
+
+type config struct {
+	tenantgate, noop, ghz, policies string
+	sizes                           []tenantgen.Size
+	duration, warmup                time.Duration
+	rounds                          int
+	concurrency, connections        int
+	serverCPUs, clientCPUs          string
+	cacheOff                        bool
+	work                            string
+	keep                            bool
+	out                             string
+}
+
+func parseConfig(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("loadbench run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c config
+	var sizes string
+	fs.StringVar(&c.tenantgate, "tenantgate", "bin/tenantgate", "tenantgate binary")
+	fs.StringVar(&c.noop, "noop", "bin/tenantgate-noop", "no-op ext_authz server binary (internal/loadbench/noop)")
+	fs.StringVar(&c.ghz, "ghz", "bin/ghz", "ghz binary (built from internal/loadbench/ghz/go.mod)")
+	fs.StringVar(&c.policies, "policies", "policies", "policies directory tenantgate serves")
+	fs.StringVar(&sizes, "sizes", "small,medium,large", "comma-separated dataset sizes (small, medium, large)")
+	fs.DurationVar(&c.duration, "duration", 8*time.Second, "length of one ghz run")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured ghz run per target before the rounds")
+	fs.IntVar(&c.rounds, "rounds", 3, "rounds; each loads every target once, in a rotating order")
+	fs.IntVar(&c.concurrency, "concurrency", 16, "ghz concurrent calls")
+	fs.IntVar(&c.connections, "connections", 2, "ghz gRPC connections (Envoy opens one per worker)")
+	fs.StringVar(&c.serverCPUs, "server-cpus", "0", "taskset CPU list for the servers (\"\": unpinned)")
+	fs.StringVar(&c.clientCPUs, "client-cpus", "1", "taskset CPU list for ghz (\"\": unpinned)")
+	fs.BoolVar(&c.cacheOff, "cache-off", true, "also load a tenantgate with its decision cache off (--decision-cache-size -1)")
+	fs.StringVar(&c.work, "work", "", "directory for data, logs and ghz reports (default: a temporary one, removed after)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the temporary work directory")
+	fs.StringVar(&c.out, "out", "", "also write the markdown report to this file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for _, name := range strings.Split(sizes, ",") {
+		s, err := tenantgen.SizeByName(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		c.sizes = append(c.sizes, s)
+	}
+	switch {
+	case c.duration < time.Second:
+		return nil, fmt.Errorf("-duration %s: want at least 1s", c.duration)
+	case c.rounds < 1:
+		return nil, fmt.Errorf("-rounds %d: want at least 1", c.rounds)
+	case c.concurrency < 1 || c.connections < 1:
+		return nil, errors.New("-concurrency and -connections must be positive")
+	}
+	// Pinning needs taskset and two CPUs; without them the numbers are still
+	// comparable within one run, so carry on unpinned and say so.
+	if c.serverCPUs != "" || c.clientCPUs != "" {
+		if _, err := exec.LookPath("taskset"); err != nil || runtime.NumCPU() < 2 {
+			fmt.Fprintln(stderr, "loadbench: taskset or a second CPU is missing: servers and ghz run unpinned")
+			c.serverCPUs, c.clientCPUs = "", ""
+		}
+	}
+	return &c, nil
+}
+
+// target is one server under load at one size, and what was measured.
+type target struct {
+	name    string
+	srv     *server
+	startup time.Duration // process start to ready; 0 for the no-op
+	allowed float64       // share allowed when verified; -1 for the no-op
+	runs    []measured    // as fast as it answers, one per round
+	rate    measured      // at half the no-op's maximum rate
+	rss     int64         // peak RSS, bytes
+}
+
+// measured is one ghz run.
+type measured struct {
+	rps      float64
+	p50, p99 time.Duration
+	calls    uint64
+	errs     int
+	cpu      time.Duration // the server's CPU time during the run
+	client   time.Duration // ghz's own CPU time
+	wall     time.Duration
+}
+
+// sizeResult is every target at one size.
+type sizeResult struct {
+	size    tenantgen.Size
+	rate    int // the fixed rate of the latency runs, calls/s
+	targets []*target
+}
+
+func loadBench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+	for _, bin := range []string{cfg.tenantgate, cfg.noop, cfg.ghz} {
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("missing binary (make bench builds it): %w", err)
+		}
+	}
+	work := cfg.work
+	if work == "" {
+		dir, err := os.MkdirTemp("", "tenantgate-loadbench-")
+		if err != nil {
+			return fmt.Errorf("make work dir: %w", err)
+		}
+		work = dir
+		if !cfg.keep {
+			defer os.RemoveAll(dir)
+		}
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return fmt.Errorf("make work dir: %w", err)
+	}
+	protoset := filepath.Join(work, "ext_authz.protoset")
+	if err := writeProtoset(protoset); err != nil {
+		return err
+	}
+	g := &ghz{bin: cfg.ghz, cpus: cfg.clientCPUs, protoset: protoset, concurrency: cfg.concurrency, connections: cfg.connections}
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "loadbench: "+format+"\n", args...) }
+
+	loadBefore := loadAverage()
+	var results []*sizeResult
+	for _, size := range cfg.sizes {
+		r, err := benchSize(ctx, cfg, g, filepath.Join(work, size.Name), size, logf)
+		if err != nil {
+			return fmt.Errorf("%s: %w", size.Name, err)
+		}
+		results = append(results, r)
+	}
+	report := markdown(cfg, results, loadBefore, loadAverage())
+	fmt.Fprint(stdout, report)
+	if cfg.out != "" {
+		if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	return nil
+}
+
+// benchSize generates the dataset, starts the servers, checks that they
+// decide as expected, then loads them in rounds.
+func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenantgen.Size, logf func(string, ...any)) (*sizeResult, error) {
+	logf("%s: generating %d customers, %d users", size.Name, size.Customers, size.Users)
+	d, err := tenantgen.Generate(size, tenantgen.DefaultSeed)
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(dir, "data")
+	if err := d.WriteDir(dataDir); err != nil {
+		return nil, err
+	}
+	secret := filepath.Join(dir, "hs256.secret")
+	if err := writeSecret(secret); err != nil {
+		return nil, err
+	}
+	reqs, err := checkRequests(d, secret)
+	if err != nil {
+		return nil, err
+	}
+	want := make([]bool, len(d.Requests))
+	for i, r := range d.Requests {
+		want[i] = r.Allow
+	}
+	dataFile := filepath.Join(dir, "requests.json")
+	if err := writeDataFile(dataFile, reqs); err != nil {
+		return nil, err
+	}
+
+	res := &sizeResult{size: size}
+	defer func() {
+		for _, t := range res.targets {
+			t.srv.stop()
+		}
+	}()
+
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	noop, err := startServer(ctx, "no-op", addr, cfg.serverCPUs, filepath.Join(dir, "noop.log"), cfg.noop, "-grpc-addr", addr)
+	if err != nil {
+		return nil, err
+	}
+	res.targets = append(res.targets, &target{name: "no-op", srv: noop, allowed: -1})
+	if err := noop.waitReady(ctx, 30*time.Second, tcpReady(addr)); err != nil {
+		return nil, err
+	}
+
+	variants := []struct {
+		name  string
+		extra []string
+	}{{"tenantgate", nil}}
+	if cfg.cacheOff {
+		variants = append(variants, struct {
+			name  string
+			extra []string
+		}{"tenantgate, cache off", []string{"--decision-cache-size", "-1"}})
+	}
+	for i, v := range variants {
+		grpcAddr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		httpAddr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		args := append([]string{"serve", "--data", dataDir, "--policies", cfg.policies, "--jwt-hs256-secret-file", secret,
+			"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--log-level", "warn"}, v.extra...)
+		start := time.Now()
+		srv, err := startServer(ctx, v.name, grpcAddr, cfg.serverCPUs, filepath.Join(dir, fmt.Sprintf("tenantgate-%d.log", i)), cfg.tenantgate, args...)
+		if err != nil {
+			return nil, err
+		}
+		t := &target{name: v.name, srv: srv}
+		res.targets = append(res.targets, t)
+		// Generous: the large tree loads on one pinned core.
+		if err := srv.waitReady(ctx, 3*time.Minute, httpReady("http://"+httpAddr+"/readyz")); err != nil {
+			return nil, err
+		}
+		t.startup = time.Since(start)
+		if t.allowed, err = verify(ctx, grpcAddr, reqs, want); err != nil {
+			return nil, err
+		}
+		logf("%s: %s ready in %.2fs; %.1f%% of the requests allowed, each as expected", size.Name, v.name, t.startup.Seconds(), 100*t.allowed)
+	}
+
+	measure := func(t *target, d time.Duration, rps int) (measured, error) {
+		before, err := cpuTime(t.srv.pid())
+		if err != nil {
+			return measured{}, err
+		}
+		out := filepath.Join(dir, fmt.Sprintf("ghz-%s-%d.json", strings.ReplaceAll(strings.ReplaceAll(t.name, ",", ""), " ", "-"), time.Now().UnixNano()))
+		rep, client, err := g.run(ctx, t.srv.addr, dataFile, out, d, rps)
+		if err != nil {
+			return measured{}, err
+		}
+		after, err := cpuTime(t.srv.pid())
+		if err != nil {
+			return measured{}, err
+		}
+		if err := t.srv.exited(); err != nil {
+			return measured{}, err
+		}
+		m := measured{rps: rep.Rps, calls: rep.answered(), errs: rep.errors(cfg.concurrency), cpu: after - before, client: client, wall: rep.Total}
+		if m.p50, err = rep.percentile(50); err != nil {
+			return measured{}, fmt.Errorf("%s: %w", t.name, err)
+		}
+		if m.p99, err = rep.percentile(99); err != nil {
+			return measured{}, fmt.Errorf("%s: %w", t.name, err)
+		}
+		return m, nil
+	}
+
+	for _, t := range res.targets {
+		if _, err := measure(t, cfg.warmup, 0); err != nil {
+			return nil, err
+		}
+	}
+	n := len(res.targets)
+	for round := range cfg.rounds {
+		// Rotate the order, so that no target always follows the same one.
+		for k := range n {
+			t := res.targets[(round+k)%n]
+			m, err := measure(t, cfg.duration, 0)
+			if err != nil {
+				return nil, err
+			}
+			t.runs = append(t.runs, m)
+			logf("%s: round %d/%d %-22s %8.0f req/s  p99 %6.2f ms  %6.1f µs CPU/req  (ghz CPU %3.0f%%)",
+				size.Name, round+1, cfg.rounds, t.name, m.rps, ms(m.p99), perCall(m.cpu, m.calls), 100*m.client.Seconds()/m.wall.Seconds())
+		}
+	}
+	res.rate = max(1, int(res.targets[0].maxRPS()/2))
+	for _, t := range res.targets {
+		m, err := measure(t, cfg.duration, res.rate)
+		if err != nil {
+			return nil, err
+		}
+		t.rate = m
+		logf("%s: at %d req/s %-22s p50 %6.2f ms  p99 %6.2f ms", size.Name, res.rate, t.name, ms(m.p50), ms(m.p99))
+	}
+	for _, t := range res.targets {
+		if t.rss, err = peakRSS(t.srv.pid()); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// writeSecret writes a fresh random HS256 secret.
+func writeSecret(path string) error {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("make secret: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write secret: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/tenantgen"
+)
+
+// maxRPS is the median rate over the rounds.
+func (t *target) maxRPS() float64 {
+	rs := make([]float64, len(t.runs))
+	for i, m := range t.runs {
+		rs[i] = m.rps
+	}
+	return median(rs)
+}
+
+// p50 and p99 are the medians over the rounds.
+func (t *target) p50() time.Duration {
+	return medianDur(t.runs, func(m measured) time.Duration { return m.p50 })
+}
+func (t *target) p99() time.Duration {
+	return medianDur(t.runs, func(m measured) time.Duration { return m.p99 })
+}
+
+// cpuPerCall is the server's CPU time over all rounds divided by all calls:
+// the figure that does not depend on the load generator.
+func (t *target) cpuPerCall() float64 {
+	var cpu time.Duration
+	var calls uint64
+	for _, m := range t.runs {
+		cpu += m.cpu
+		calls += m.calls
+	}
+	return perCall(cpu, calls)
+}
+
+func (t *target) errors() int {
+	n := t.rate.errs
+	for _, m := range t.runs {
+		n += m.errs
+	}
+	return n
+}
+
+func perCall(cpu time.Duration, calls uint64) float64 {
+	if calls == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(calls)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianDur(ms []measured, f func(measured) time.Duration) time.Duration {
+	xs := make([]float64, len(ms))
+	for i, m := range ms {
+		xs[i] = float64(f(m))
+	}
+	return time.Duration(median(xs))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// thousands formats n with comma separators: 12,345.
+func thousands(n float64) string {
+	var b strings.Builder
+	if n < 0 {
+		b.WriteByte('-')
+		n = -n
+	}
+	s := strconv.FormatInt(int64(n+0.5), 10)
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// markdown renders the results: the set-up, the table, and the issue's
+// targets as measured in this run.
+func markdown(cfg *config, results []*sizeResult, loadBefore, loadAfter string) string {
+	var b bytes.Buffer
+	pin := fmt.Sprintf("servers pinned to CPU %s, ghz to CPU %s", cfg.serverCPUs, cfg.clientCPUs)
+	if cfg.serverCPUs == "" {
+		pin = "unpinned"
+	}
+	fmt.Fprintf(&b, "### Load benchmark: ghz over gRPC, %s\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "%s; %s, %d CPUs, %s; load average %s before, %s after. %d rounds of %s per target (order rotating), "+
+		"ghz concurrency %d over %d connections, %d distinct Envoy-shaped CheckRequests with HS256 tokens.\n\n",
+		pin, cpuModel(), runtime.NumCPU(), runtime.Version(), loadBefore, loadAfter, cfg.rounds, cfg.duration,
+		cfg.concurrency, cfg.connections, tenantgen.RequestCount)
+	b.WriteString("| size | server | start-up s | allowed | req/s | p50 ms | p99 ms | errors | CPU µs/req | CPU × no-op | peak RSS MiB | at req/s | p99 ms | p99 × no-op |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range results {
+		noop := r.targets[0]
+		for _, t := range r.targets {
+			startup, allowed := "–", "–"
+			if t.startup > 0 {
+				startup = fmt.Sprintf("%.2f", t.startup.Seconds())
+			}
+			if t.allowed >= 0 {
+				allowed = fmt.Sprintf("%.0f%%", 100*t.allowed)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.2f | %.2f | %d | %.1f | %s | %.0f | %s | %.2f | %s |\n",
+				r.size.Name, t.name, startup, allowed, thousands(t.maxRPS()), ms(t.p50()), ms(t.p99()), t.errors(),
+				t.cpuPerCall(), ratio(t.cpuPerCall(), noop.cpuPerCall()), float64(t.rss)/(1<<20),
+				thousands(float64(r.rate)), ms(t.rate.p99), ratio(ms(t.rate.p99), ms(noop.rate.p99)))
+		}
+	}
+	b.WriteString("\nreq/s, p50 and p99: medians over the rounds, as fast as the server answers; CPU µs/req: the server's user+system " +
+		"CPU time over all rounds (/proc/PID/stat) divided by the calls answered; peak RSS: VmHWM; " +
+		"at req/s: a fixed rate of half the no-op's maximum, and the p99 there. start-up: process start to /readyz, on the one pinned core.\n")
+	b.WriteString(targets(results))
+	return b.String()
+}
+
+// targets checks this run against the targets of issue 4.
+func targets(results []*sizeResult) string {
+	bySize := map[string]*sizeResult{}
+	for _, r := range results {
+		bySize[r.size.Name] = r
+	}
+	var b bytes.Buffer
+	b.WriteString("\nIssue 4 targets, as measured in this run:\n\n")
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	if len(results) == 0 {
+		return ""
+	}
+	for ti := 1; ti < len(results[0].targets); ti++ {
+		name := results[0].targets[ti].name
+		for _, size := range []string{"medium", "large"} {
+			if r := bySize[size]; r != nil {
+				x := r.targets[ti].cpuPerCall() / r.targets[0].cpuPerCall()
+				fmt.Fprintf(&b, "- %s, %s: server CPU per request %.2f× the no-op's (target ≤ 2×): %s\n", name, size, x, verdict(x <= 2))
+			}
+		}
+		if s, l := bySize["small"], bySize["large"]; s != nil && l != nil {
+			g := l.targets[ti].cpuPerCall()/s.targets[ti].cpuPerCall() - 1
+			fmt.Fprintf(&b, "- %s: CPU per request at large vs small %+.0f%% (target within 15%%): %s\n", name, 100*g, verdict(g <= 0.15))
+		}
+		for _, r := range results {
+			x := ms(r.targets[ti].rate.p99) / ms(r.targets[0].rate.p99)
+			fmt.Fprintf(&b, "- %s, %s: p99 at %s req/s %.2f× the no-op's (target ≤ 2×): %s\n", name, r.size.Name, thousands(float64(r.rate)), x, verdict(x <= 2))
+		}
+		if l := bySize["large"]; l != nil {
+			t := l.targets[ti]
+			fmt.Fprintf(&b, "- %s, large: start-up %.2f s on one core (target ≤ 3 s): %s; peak RSS %.0f MiB (target ≤ 250 MiB): %s\n",
+				name, t.startup.Seconds(), verdict(t.startup <= 3*time.Second), float64(t.rss)/(1<<20), verdict(t.rss <= 250<<20))
+		}
+	}
+	return b.String()
+}
+
+// loadAverage is the 1-minute load average, or "?": other work on the
+// machine shows in the numbers, so the report says how busy it was.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo, or "unknown CPU".
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

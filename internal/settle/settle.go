@@ -1,0 +1,128 @@
+// Package settle keeps a reload from using files caught in the middle of a
+// change. The watcher's debounce waits for events to stop before a reload
+// reads the disk, but an edit can still start while the read is under way
+// (a truncate-then-write editor, a deploy script writing several files): the
+// read then sees an empty or half-written file. Validation rejects most of
+// those, but not all: an empty users.yaml, or a file cut at the end of an
+// entry, is valid data that would lock users out until the next reload.
+//
+// Wrap closes that gap. It stamps every watched file (name, size,
+// modification time, inode and device, following symlinks) before the read
+// and again a quiet interval after it, and only returns what it read when
+// nothing moved; otherwise it reads again. What is served has thus been
+// unchanged for the quiet interval around the read: the same promise the
+// debounce makes, now also about changes that begin during the read.
+package settle
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/engine"
+	"github.com/tenantgate/tenantgate/internal/policy"
+	"github.com/tenantgate/tenantgate/internal/tenant"
+)
+
+// MaxAttempts bounds the reads of one Load. Files that keep changing for
+// that long are not served: the load fails (the last good snapshot keeps
+// serving), and since they changed, the watcher calls for another reload.
+const MaxAttempts = 5
+
+// ErrUnsettled is the error of a Load whose files kept changing.
+var ErrUnsettled = errors.New("files kept changing while being read")
+
+// Wrap returns a Source that reads src only when its watched files stay
+// unchanged for quiet around the read. quiet <= 0 returns src itself.
+func Wrap(src engine.Source, quiet time.Duration) engine.Source {
+	if quiet <= 0 {
+		return src
+	}
+	return &source{src: src, quiet: quiet}
+}
+
+type source struct {
+	src   engine.Source
+	quiet time.Duration
+}
+
+// Watched implements engine.Source.
+func (s *source) Watched() []string { return s.src.Watched() }
+
+// Load implements engine.Source. A failed read is returned at once, without
+// waiting: it publishes nothing, and the change that broke it raises the
+// event that calls for the next reload.
+func (s *source) Load(ctx context.Context) (*tenant.Data, []policy.File, error) {
+	paths := s.src.Watched()
+	timer := time.NewTimer(s.quiet)
+	defer timer.Stop()
+	for attempt := 1; ; attempt++ {
+		before := Stamp(paths)
+		data, mods, err := s.src.Load(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		timer.Reset(s.quiet)
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-timer.C:
+		}
+		if Stamp(paths) == before {
+			return data, mods, nil
+		}
+		if attempt == MaxAttempts {
+			return nil, nil, fmt.Errorf("%w (%d reads of %s, %v apart); the last good snapshot keeps serving",
+				ErrUnsettled, attempt, strings.Join(paths, ", "), s.quiet)
+		}
+	}
+}
+
+// Stamp digests the state of paths: for a directory, every entry in it; for
+// a file, the file. Symlinks are followed (a ConfigMap's ..data swap changes
+// the inode behind the same name). Access times are left out, since reading
+// a file may change them.
+func Stamp(paths []string) string {
+	h := sha256.New()
+	var b []byte
+	for _, p := range paths {
+		b = appendStamp(b[:0], p)
+		h.Write(b)
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			continue // a file, or gone: its own stamp says which
+		}
+		for _, e := range entries {
+			b = appendStamp(b[:0], filepath.Join(p, e.Name()))
+			h.Write(b)
+		}
+	}
+	return string(h.Sum(nil))
+}
+
+func appendStamp(b []byte, path string) []byte {
+	b = append(b, path...)
+	fi, err := os.Stat(path)
+	if err != nil {
+		b = append(b, " missing "...)
+		if errors.Is(err, fs.ErrNotExist) {
+			return append(b, '\n')
+		}
+		return append(append(b, err.Error()...), '\n')
+	}
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, fi.Size(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(fi.Mode()), 8)
+	b = appendIdentity(b, fi)
+	return append(b, '\n')
+}
