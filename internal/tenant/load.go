@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 )
@@ -61,17 +60,14 @@ func LoadDir(dir string) (*Data, error) {
 // found (not just the first), sorted by file then line.
 //
 // Files are processed in name order whatever order they are given in, so the
-// result, the digest and the errors do not depend on the caller's order. The
-// files, and big sections within a file (chunk.go), are parsed in parallel,
-// since the YAML parser dominates the cost; each node tree is dropped as
-// soon as it has been walked.
+// result, the digest and the errors do not depend on the caller's order.
+// Files are parsed one after the other, each node tree dropped as soon as it
+// has been walked: the YAML node trees are many times the size of the data,
+// and a reload builds beside the snapshot still serving, so parsing files in
+// parallel would raise the peak memory for little gain (measured at 200,000
+// users: 1.30 s one by one, 1.41 s in parallel on 2 cores, and a reload's
+// peak RSS 329 MB against 416 MB).
 func Load(files []File) (*Data, error) {
-	return load(files, runtime.GOMAXPROCS(0), minChunkBytes)
-}
-
-// load is Load with the parallelism as parameters, so tests can force a
-// plain parse or tiny chunks.
-func load(files []File, workers, minChunk int) (*Data, error) {
 	files = slices.Clone(files)
 	slices.SortStableFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
 
@@ -88,7 +84,10 @@ func load(files []File, workers, minChunk int) (*Data, error) {
 	}
 	files = uniq
 
-	parsed := parseAll(files, workers, minChunk)
+	parsed := make([]*parsedFile, len(files))
+	for i, f := range files {
+		parsed[i] = parseFile(f.Name, f.Content)
+	}
 	d, errs := build(parsed, errs)
 	if len(errs) > 0 {
 		slices.SortStableFunc(errs, func(a, b *FieldError) int {
