@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +85,9 @@ type Engine struct {
 	reloads atomic.Uint64
 }
 
+// buildGCPercent is the GOGC in force while a snapshot is built.
+const buildGCPercent = 25
+
 // DefaultCacheSize is the decision cache's default bound, per snapshot.
 const DefaultCacheSize = 32768
 
@@ -112,6 +116,11 @@ func New(opts Options) *Engine {
 func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// A build allocates several times what it keeps (the YAML node trees:
+	// ~480 MB allocated for ~63 MB kept at 200,000 users), beside the
+	// snapshot still serving. Collecting more often meanwhile keeps the peak
+	// RSS near what is kept, for a little more CPU during the build.
+	defer debug.SetGCPercent(debug.SetGCPercent(buildGCPercent))
 	s, err := Build(ctx, e.opts.Source, e.opts.Identity)
 	e.reloads.Add(1)
 	if err != nil {
