@@ -68,17 +68,42 @@ test-deps: ## install nginx and caddy for the proxy end-to-end tests, where miss
 test: test-deps lint test-policy ## everything: lint, policy tests, Go tests with -race
 	$(GO) test -race -count=1 ./...
 
+# `go test ./...` above already runs a 5 s soak (internal/soak's default);
+# `make soak` runs it for SOAK, without -race so it measures throughput
+# (SOAKFLAGS=-race to add it). Each fuzz target runs FUZZTIME in turn: every
+# `func Fuzz...` in a test file is found, so a new target needs no edit here.
+# A short minimize time keeps the run fuzzing instead of minimizing each new
+# input for a minute; a crasher is still saved under testdata/fuzz/.
+SOAK      ?= 60s
+SOAKFLAGS ?=
+FUZZTIME  ?= 30s
+
+.PHONY: soak
+soak: ## gRPC load while the tenant data flips, SOAK long (60s; e.g. SOAK=10m)
+	$(GO) test $(SOAKFLAGS) -count=1 -timeout 0 -run '^TestSoak$$' -v ./internal/soak -soak=$(SOAK)
+
+.PHONY: fuzz
+fuzz: ## run every Go fuzz target in turn, FUZZTIME each (30s)
+	@grep -Ho '^func Fuzz[A-Za-z0-9_]*' $$(find cmd internal -name '*_test.go' | sort) | \
+	while IFS=: read -r file fn; do \
+		name=$${fn#func }; pkg=./$$(dirname "$$file"); \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s "$$pkg" || exit 1; \
+	done
+
 # `make bench`: the Go benchmarks of issue 4 (Check, Build, Reload at three
 # generated sizes), then ghz over gRPC against tenantgate and a no-op
 # ext_authz server, servers on CPU 0 and ghz on CPU 1. ghz is pinned in its
 # own module (internal/loadbench/ghz/go.mod: it needs an older grpc).
-# BENCH_TIME is one ghz run (x rounds x 3 targets x sizes, plus a fixed-rate
-# run per target); GO_BENCHTIME is go test's -benchtime.
-BENCH_TIME   ?= 8s
-BENCH_ROUNDS ?= 3
-BENCH_SIZES  ?= small,medium,large
-GO_BENCHTIME ?= 1s
-BENCH_OUT    ?= bin/bench
+# BENCH_TIME is one ghz run: each size runs BENCH_ROUNDS x 3 targets at full
+# speed, then as many at a fixed rate. GO_BENCHTIME and GO_BENCHCOUNT are go
+# test's -benchtime and -count (the table shows the median of the counts).
+BENCH_TIME    ?= 5s
+BENCH_ROUNDS  ?= 3
+BENCH_SIZES   ?= small,medium,large
+GO_BENCHTIME  ?= 1s
+GO_BENCHCOUNT ?= 1
+BENCH_OUT     ?= bin/bench
 
 .PHONY: bench
 bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; tables in bin/bench/
@@ -87,11 +112,11 @@ bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; 
 	$(GO) build -trimpath -o bin/tenantgate-noop ./internal/loadbench/noop
 	$(GO) build -trimpath -o bin/loadbench ./internal/loadbench
 	$(GO) -C internal/loadbench/ghz build -trimpath -o $(CURDIR)/bin/ghz github.com/bojand/ghz/cmd/ghz
-	$(GO) test -run '^$$' -bench '^Benchmark(Check|Build|Reload)$$' -benchmem -benchtime $(GO_BENCHTIME) \
-		./internal/engine ./internal/extauthz | tee $(BENCH_OUT)/go.txt
+	$(GO) test -run '^$$' -bench '^Benchmark(Check|Build|Reload)$$' -benchmem \
+		-benchtime $(GO_BENCHTIME) -count $(GO_BENCHCOUNT) ./internal/engine ./internal/extauthz | tee $(BENCH_OUT)/go.txt
 	bin/loadbench run -tenantgate $(BIN) -noop bin/tenantgate-noop -ghz bin/ghz -policies policies \
 		-sizes $(BENCH_SIZES) -duration $(BENCH_TIME) -rounds $(BENCH_ROUNDS) -out $(BENCH_OUT)/load.md > /dev/null
-	@echo; echo "### Go benchmarks ($(GO_BENCHTIME) each)"; echo
+	@echo; echo "### Go benchmarks (-benchtime $(GO_BENCHTIME), -count $(GO_BENCHCOUNT))"; echo
 	@bin/loadbench benchfmt < $(BENCH_OUT)/go.txt | tee $(BENCH_OUT)/go.md
 	@echo; cat $(BENCH_OUT)/load.md
 

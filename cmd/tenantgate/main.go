@@ -226,6 +226,18 @@ func (f *decisionLogFlags) open(log *slog.Logger, met *metrics.Metrics) (*decisi
 	return dlog, nil
 }
 
+// decisionLogStatus is the decision log's part of /v1/status: its failed
+// writes and dropped lines since the start (the log says why).
+func decisionLogStatus(path string, dlog *decisionlog.Log) func() any {
+	return func() any {
+		return struct {
+			File    string `json:"file"`
+			Errors  uint64 `json:"errors"`
+			Dropped uint64 `json:"dropped"`
+		}{path, dlog.Errors(), dlog.Dropped()}
+	}
+}
+
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -254,6 +266,7 @@ func serve(args []string, stderr io.Writer) error {
 		timeout     = fs.Duration("decision-timeout", 100*time.Millisecond, "deadline for one decision; an overrun denies with 503 internal_error")
 		debounce    = fs.Duration("debounce", 100*time.Millisecond, "how long file changes must settle before a reload")
 		shutdown    = fs.Duration("shutdown-timeout", 8*time.Second, "how long in-flight checks may take to finish on SIGTERM")
+		shutDelay   = fs.Duration("shutdown-delay", time.Second, "on SIGTERM, how long health is NOT_SERVING and /readyz 503 while checks are still answered, before the listeners close")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat   = fs.String("log-format", "text", "text or json")
 		maxStreams  = fs.Uint("grpc-max-concurrent-streams", 1024, "max concurrent gRPC streams per connection")
@@ -262,6 +275,12 @@ func serve(args []string, stderr io.Writer) error {
 	)
 	fs.StringVar(&dirs.Policies, "policies", "policies", "directory of .rego policies (*_test.rego files are ignored)")
 	fs.StringVar(&dirs.Data, "data", "data", "directory of tenant data (*.yaml, *.yml)")
+	httpLim := server.DefaultHTTPLimits
+	fs.DurationVar(&httpLim.ReadHeaderTimeout, "http-read-header-timeout", httpLim.ReadHeaderTimeout, "HTTP: time to read a request's headers (cuts off slowloris clients)")
+	fs.DurationVar(&httpLim.ReadTimeout, "http-read-timeout", httpLim.ReadTimeout, "HTTP: time to read a whole request")
+	fs.DurationVar(&httpLim.WriteTimeout, "http-write-timeout", httpLim.WriteTimeout, "HTTP: time to write a response")
+	fs.DurationVar(&httpLim.IdleTimeout, "http-idle-timeout", httpLim.IdleTimeout, "HTTP: how long a keep-alive connection may wait for its next request")
+	fs.IntVar(&httpLim.MaxHeaderBytes, "http-max-header-bytes", httpLim.MaxHeaderBytes, "HTTP: request line and headers cap; larger is refused with 431")
 	idf.register(fs)
 	var bf bundleFlags
 	bf.register(fs)
@@ -296,8 +315,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var sections map[string]func() any
 	if dlog != nil {
 		observer = engine.Observers{met, dlog}
+		sections = map[string]func() any{"decision_log": decisionLogStatus(lf.path, dlog)}
 	}
 	eng := engine.New(engine.Options{
 		// A reload only uses files left unchanged for the debounce interval
@@ -321,9 +342,12 @@ func serve(args []string, stderr io.Writer) error {
 		Logger:               log,
 		Watch:                append(src.Watched(), idf.files()...),
 		Debounce:             *debounce,
+		ShutdownDelay:        *shutDelay,
 		ShutdownTimeout:      *shutdown,
 		MaxConcurrentStreams: uint32(*maxStreams),
 		MaxRecvMsgSize:       *maxRecvSize,
+		HTTP:                 httpLim,
+		StatusSections:       sections,
 	})
 	if dlog != nil {
 		// After Run: every in-flight decision has been observed.

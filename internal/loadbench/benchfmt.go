@@ -69,15 +69,17 @@ func parseBench(r io.Reader) ([]benchRow, []string, error) {
 }
 
 // benchfmt prints `go test -bench` output as a markdown table, ns/op in a
-// readable unit.
+// readable unit. A benchmark run several times (-count) gets the median of
+// each of its figures.
 func benchfmt(r io.Reader, w io.Writer) error {
-	rows, units, err := parseBench(r)
+	all, units, err := parseBench(r)
 	if err != nil {
 		return err
 	}
-	if len(rows) == 0 {
+	if len(all) == 0 {
 		return fmt.Errorf("no benchmark results in the input")
 	}
+	rows := medians(all)
 	var b strings.Builder
 	b.WriteString("| benchmark |")
 	sep := "|---|"
@@ -136,4 +138,28 @@ func sig3(x float64) string {
 	default:
 		return strconv.FormatFloat(x, 'f', 2, 64)
 	}
+}
+
+// medians merges the rows of one benchmark, in first-seen order, keeping
+// the median of each figure.
+func medians(rows []benchRow) []benchRow {
+	var order []string
+	samples := map[string]map[string][]float64{}
+	for _, r := range rows {
+		if samples[r.name] == nil {
+			samples[r.name] = map[string][]float64{}
+			order = append(order, r.name)
+		}
+		for u, v := range r.values {
+			samples[r.name][u] = append(samples[r.name][u], v)
+		}
+	}
+	out := make([]benchRow, len(order))
+	for i, name := range order {
+		out[i] = benchRow{name: name, values: map[string]float64{}}
+		for u, vs := range samples[name] {
+			out[i].values[u] = median(vs)
+		}
+	}
+	return out
 }

@@ -210,6 +210,8 @@ BenchmarkBuild/size=large-2         	       1	1741879168 ns/op	        62.89 liv
 pkg: github.com/tenantgate/tenantgate/internal/extauthz
 BenchmarkCheck/size=small/mix=allow/cache=on-2         	  473709	      3216 ns/op	    1104 B/op	      13 allocs/op
 BenchmarkCheck/size=small/mix=deny-2 some log line
+BenchmarkCheck/size=small/mix=allow/cache=on-2         	  473709	      3000 ns/op	    1104 B/op	      13 allocs/op
+BenchmarkCheck/size=small/mix=allow/cache=on-2         	  473709	      9000 ns/op	    1104 B/op	      13 allocs/op
 PASS
 `
 	var out strings.Builder

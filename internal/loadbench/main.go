@@ -95,7 +95,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.ghz, "ghz", "bin/ghz", "ghz binary (built from internal/loadbench/ghz/go.mod)")
 	fs.StringVar(&c.policies, "policies", "policies", "policies directory tenantgate serves")
 	fs.StringVar(&sizes, "sizes", "small,medium,large", "comma-separated dataset sizes (small, medium, large)")
-	fs.DurationVar(&c.duration, "duration", 8*time.Second, "length of one ghz run")
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of one ghz run")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured ghz run per target before the rounds")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; each loads every target once, in a rotating order")
 	fs.IntVar(&c.concurrency, "concurrency", 16, "ghz concurrent calls")
@@ -145,7 +145,7 @@ type target struct {
 	startup time.Duration // process start to ready; 0 for the no-op
 	allowed float64       // share allowed when verified; -1 for the no-op
 	runs    []measured    // as fast as it answers, one per round
-	rate    measured      // at half the no-op's maximum rate
+	atRate  []measured    // at half the no-op's maximum rate, one per round
 	rss     int64         // peak RSS, bytes
 }
 
@@ -167,7 +167,7 @@ type sizeResult struct {
 	targets []*target
 }
 
-func loadBench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+func loadBench(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error) {
 	for _, bin := range []string{cfg.tenantgate, cfg.noop, cfg.ghz} {
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("missing binary (make bench builds it): %w", err)
@@ -175,13 +175,20 @@ func loadBench(ctx context.Context, cfg *config, stdout, stderr io.Writer) error
 	}
 	work := cfg.work
 	if work == "" {
-		dir, err := os.MkdirTemp("", "tenantgate-loadbench-")
-		if err != nil {
-			return fmt.Errorf("make work dir: %w", err)
+		dir, mkErr := os.MkdirTemp("", "tenantgate-loadbench-")
+		if mkErr != nil {
+			return fmt.Errorf("make work dir: %w", mkErr)
 		}
 		work = dir
 		if !cfg.keep {
-			defer os.RemoveAll(dir)
+			// A failure names a server log in here: keep it then.
+			defer func() {
+				if err != nil {
+					fmt.Fprintln(stderr, "loadbench: kept", dir, "for the logs")
+					return
+				}
+				os.RemoveAll(dir)
+			}()
 		}
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -262,15 +269,13 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 		return nil, err
 	}
 
-	variants := []struct {
+	type variant struct {
 		name  string
-		extra []string
-	}{{"tenantgate", nil}}
+		extra []string // serve flags
+	}
+	variants := []variant{{"tenantgate", nil}}
 	if cfg.cacheOff {
-		variants = append(variants, struct {
-			name  string
-			extra []string
-		}{"tenantgate, cache off", []string{"--decision-cache-size", "-1"}})
+		variants = append(variants, variant{"tenantgate, cache off", []string{"--decision-cache-size", "-1"}})
 	}
 	for i, v := range variants {
 		grpcAddr, err := freeAddr()
@@ -333,28 +338,37 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 			return nil, err
 		}
 	}
-	n := len(res.targets)
-	for round := range cfg.rounds {
-		// Rotate the order, so that no target always follows the same one.
-		for k := range n {
-			t := res.targets[(round+k)%n]
-			m, err := measure(t, cfg.duration, 0)
-			if err != nil {
-				return nil, err
+	// Rounds as fast as each server answers, then rounds at a fixed rate of
+	// half the no-op's maximum (known only once the first rounds are done).
+	// Within a round the order rotates, so that no target always follows the
+	// same one, and a burst of other work on the machine hits all of them.
+	rounds := func(rate int, record func(*target, measured)) error {
+		n := len(res.targets)
+		for round := range cfg.rounds {
+			for k := range n {
+				t := res.targets[(round+k)%n]
+				m, err := measure(t, cfg.duration, rate)
+				if err != nil {
+					return err
+				}
+				record(t, m)
+				at := "max"
+				if rate > 0 {
+					at = thousands(float64(rate))
+				}
+				logf("%s: at %s req/s, round %d/%d, %-22s %6.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %6.1f µs CPU/req  (ghz CPU %3.0f%%)",
+					size.Name, at, round+1, cfg.rounds, t.name, m.rps, ms(m.p50), ms(m.p99), perCall(m.cpu, m.calls),
+					100*m.client.Seconds()/m.wall.Seconds())
 			}
-			t.runs = append(t.runs, m)
-			logf("%s: round %d/%d %-22s %8.0f req/s  p99 %6.2f ms  %6.1f µs CPU/req  (ghz CPU %3.0f%%)",
-				size.Name, round+1, cfg.rounds, t.name, m.rps, ms(m.p99), perCall(m.cpu, m.calls), 100*m.client.Seconds()/m.wall.Seconds())
 		}
+		return nil
+	}
+	if err := rounds(0, func(t *target, m measured) { t.runs = append(t.runs, m) }); err != nil {
+		return nil, err
 	}
 	res.rate = max(1, int(res.targets[0].maxRPS()/2))
-	for _, t := range res.targets {
-		m, err := measure(t, cfg.duration, res.rate)
-		if err != nil {
-			return nil, err
-		}
-		t.rate = m
-		logf("%s: at %d req/s %-22s p50 %6.2f ms  p99 %6.2f ms", size.Name, res.rate, t.name, ms(m.p50), ms(m.p99))
+	if err := rounds(res.rate, func(t *target, m measured) { t.atRate = append(t.atRate, m) }); err != nil {
+		return nil, err
 	}
 	for _, t := range res.targets {
 		if t.rss, err = peakRSS(t.srv.pid()); err != nil {

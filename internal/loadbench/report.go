@@ -13,42 +13,57 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenantgen"
 )
 
-// maxRPS is the median rate over the rounds.
-func (t *target) maxRPS() float64 {
-	rs := make([]float64, len(t.runs))
-	for i, m := range t.runs {
-		rs[i] = m.rps
+// series is the runs of one target under one load, one per round.
+type series []measured
+
+// rps, p50 and p99 are medians over the rounds: a burst of other work on the
+// machine spoils one round, not the figure.
+func (s series) rps() float64 {
+	xs := make([]float64, len(s))
+	for i, m := range s {
+		xs[i] = m.rps
 	}
-	return median(rs)
+	return median(xs)
 }
 
-// p50 and p99 are the medians over the rounds.
-func (t *target) p50() time.Duration {
-	return medianDur(t.runs, func(m measured) time.Duration { return m.p50 })
-}
-func (t *target) p99() time.Duration {
-	return medianDur(t.runs, func(m measured) time.Duration { return m.p99 })
+func (s series) p50() time.Duration {
+	return s.medianDur(func(m measured) time.Duration { return m.p50 })
 }
 
-// cpuPerCall is the server's CPU time over all rounds divided by all calls:
-// the figure that does not depend on the load generator.
-func (t *target) cpuPerCall() float64 {
+func (s series) p99() time.Duration {
+	return s.medianDur(func(m measured) time.Duration { return m.p99 })
+}
+
+func (s series) medianDur(f func(measured) time.Duration) time.Duration {
+	xs := make([]float64, len(s))
+	for i, m := range s {
+		xs[i] = float64(f(m))
+	}
+	return time.Duration(median(xs))
+}
+
+// cpuPerCall is the server's CPU time over all rounds divided by all the
+// calls it answered: the figure that does not depend on the load generator.
+func (s series) cpuPerCall() float64 {
 	var cpu time.Duration
 	var calls uint64
-	for _, m := range t.runs {
+	for _, m := range s {
 		cpu += m.cpu
 		calls += m.calls
 	}
 	return perCall(cpu, calls)
 }
 
-func (t *target) errors() int {
-	n := t.rate.errs
-	for _, m := range t.runs {
+func (s series) errors() int {
+	n := 0
+	for _, m := range s {
 		n += m.errs
 	}
 	return n
 }
+
+// maxRPS is the target's median rate as fast as it answers.
+func (t *target) maxRPS() float64 { return series(t.runs).rps() }
 
 func perCall(cpu time.Duration, calls uint64) float64 {
 	if calls == 0 {
@@ -67,14 +82,6 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func medianDur(ms []measured, f func(measured) time.Duration) time.Duration {
-	xs := make([]float64, len(ms))
-	for i, m := range ms {
-		xs[i] = float64(f(m))
-	}
-	return time.Duration(median(xs))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -116,10 +123,11 @@ func markdown(cfg *config, results []*sizeResult, loadBefore, loadAfter string) 
 		"ghz concurrency %d over %d connections, %d distinct Envoy-shaped CheckRequests with HS256 tokens.\n\n",
 		pin, cpuModel(), runtime.NumCPU(), runtime.Version(), loadBefore, loadAfter, cfg.rounds, cfg.duration,
 		cfg.concurrency, cfg.connections, tenantgen.RequestCount)
-	b.WriteString("| size | server | start-up s | allowed | req/s | p50 ms | p99 ms | errors | CPU µs/req | CPU × no-op | peak RSS MiB | at req/s | p99 ms | p99 × no-op |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("As fast as each server answers (ghz's maximum):\n\n")
+	b.WriteString("| size | server | start-up s | allowed | peak RSS MiB | req/s | p50 ms | p99 ms | errors | CPU µs/req | CPU × no-op |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range results {
-		noop := r.targets[0]
+		noop := series(r.targets[0].runs)
 		for _, t := range r.targets {
 			startup, allowed := "–", "–"
 			if t.startup > 0 {
@@ -128,15 +136,28 @@ func markdown(cfg *config, results []*sizeResult, loadBefore, loadAfter string) 
 			if t.allowed >= 0 {
 				allowed = fmt.Sprintf("%.0f%%", 100*t.allowed)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.2f | %.2f | %d | %.1f | %s | %.0f | %s | %.2f | %s |\n",
-				r.size.Name, t.name, startup, allowed, thousands(t.maxRPS()), ms(t.p50()), ms(t.p99()), t.errors(),
-				t.cpuPerCall(), ratio(t.cpuPerCall(), noop.cpuPerCall()), float64(t.rss)/(1<<20),
-				thousands(float64(r.rate)), ms(t.rate.p99), ratio(ms(t.rate.p99), ms(noop.rate.p99)))
+			runs := series(t.runs)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.0f | %s | %.2f | %.2f | %d | %.1f | %s |\n",
+				r.size.Name, t.name, startup, allowed, float64(t.rss)/(1<<20), thousands(runs.rps()), ms(runs.p50()),
+				ms(runs.p99()), runs.errors(), runs.cpuPerCall(), ratio(runs.cpuPerCall(), noop.cpuPerCall()))
 		}
 	}
-	b.WriteString("\nreq/s, p50 and p99: medians over the rounds, as fast as the server answers; CPU µs/req: the server's user+system " +
-		"CPU time over all rounds (/proc/PID/stat) divided by the calls answered; peak RSS: VmHWM; " +
-		"at req/s: a fixed rate of half the no-op's maximum, and the p99 there. start-up: process start to /readyz, on the one pinned core.\n")
+	b.WriteString("\nAt a fixed rate, half the no-op's maximum (ghz --rps):\n\n")
+	b.WriteString("| size | server | rate req/s | achieved req/s | p50 ms | p99 ms | p99 × no-op | errors | CPU µs/req | CPU × no-op |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range results {
+		noop := series(r.targets[0].atRate)
+		for _, t := range r.targets {
+			at := series(t.atRate)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %.2f | %s | %d | %.1f | %s |\n",
+				r.size.Name, t.name, thousands(float64(r.rate)), thousands(at.rps()), ms(at.p50()), ms(at.p99()),
+				ratio(ms(at.p99()), ms(noop.p99())), at.errors(), at.cpuPerCall(), ratio(at.cpuPerCall(), noop.cpuPerCall()))
+		}
+	}
+	b.WriteString("\nreq/s, p50, p99: medians over the rounds. CPU µs/req: the server's user+system CPU time over all rounds " +
+		"(utime+stime, /proc/PID/stat) divided by the calls it answered. peak RSS: VmHWM (/proc/PID/status) at the end. " +
+		"start-up: process start to /readyz (load, validate, compile) on the one pinned core. allowed: the share of the " +
+		"requests allowed, each checked against the decision the generator expects. errors: failed calls (a deny is not an error).\n")
 	b.WriteString(targets(results))
 	return b.String()
 }
@@ -160,18 +181,19 @@ func targets(results []*sizeResult) string {
 	}
 	for ti := 1; ti < len(results[0].targets); ti++ {
 		name := results[0].targets[ti].name
+		cpu := func(r *sizeResult, i int) float64 { return series(r.targets[i].runs).cpuPerCall() }
 		for _, size := range []string{"medium", "large"} {
 			if r := bySize[size]; r != nil {
-				x := r.targets[ti].cpuPerCall() / r.targets[0].cpuPerCall()
+				x := cpu(r, ti) / cpu(r, 0)
 				fmt.Fprintf(&b, "- %s, %s: server CPU per request %.2f× the no-op's (target ≤ 2×): %s\n", name, size, x, verdict(x <= 2))
 			}
 		}
 		if s, l := bySize["small"], bySize["large"]; s != nil && l != nil {
-			g := l.targets[ti].cpuPerCall()/s.targets[ti].cpuPerCall() - 1
+			g := cpu(l, ti)/cpu(s, ti) - 1
 			fmt.Fprintf(&b, "- %s: CPU per request at large vs small %+.0f%% (target within 15%%): %s\n", name, 100*g, verdict(g <= 0.15))
 		}
 		for _, r := range results {
-			x := ms(r.targets[ti].rate.p99) / ms(r.targets[0].rate.p99)
+			x := ms(series(r.targets[ti].atRate).p99()) / ms(series(r.targets[0].atRate).p99())
 			fmt.Fprintf(&b, "- %s, %s: p99 at %s req/s %.2f× the no-op's (target ≤ 2×): %s\n", name, r.size.Name, thousands(float64(r.rate)), x, verdict(x <= 2))
 		}
 		if l := bySize["large"]; l != nil {

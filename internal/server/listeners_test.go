@@ -24,83 +24,10 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
 	"github.com/tenantgate/tenantgate/internal/engine"
-	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig/tlstest"
 )
-
-// serveOpts varies what start fixes: addresses, TLS, dry run, a decision log.
-type serveOpts struct {
-	grpcAddr, httpAddr string // default 127.0.0.1:0
-	tls                *tlsconfig.Reloader
-	dryRun             bool
-	observer           engine.Observer // besides the metrics
-	logger             *slog.Logger
-}
-
-// startWith runs a real server on the demo data like start, but leaves the
-// clients to the test: TLS and Unix sockets need their own. It returns a
-// harness whose token() works, and the bound addresses (a Unix socket's is
-// its path).
-func startWith(t *testing.T, o serveOpts) *harness {
-	t.Helper()
-	h := &harness{t: t, dataDir: copyDir(t, "../../data")}
-	h.secret = filepath.Join(t.TempDir(), "hs256.secret")
-	if err := os.WriteFile(h.secret, []byte("test-secret-test-secret-test-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if o.grpcAddr == "" {
-		o.grpcAddr = "127.0.0.1:0"
-	}
-	if o.httpAddr == "" {
-		o.httpAddr = "127.0.0.1:0"
-	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	ident := identity.Config{HS256SecretFile: h.secret, Leeway: 60 * time.Second}
-	met := metrics.New()
-	var obs engine.Observer = met
-	if o.observer != nil {
-		obs = engine.Observers{met, o.observer}
-	}
-	dirs := engine.Dirs{Data: h.dataDir, Policies: copyDir(t, "../../policies")}
-	h.engine = engine.New(engine.Options{Source: dirs, Identity: &ident, Logger: o.logger, Observer: obs,
-		Timeout: time.Second, DryRun: o.dryRun})
-	ready := make(chan [2]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, TLS: o.tls,
-			Engine: h.engine, Metrics: met, Logger: o.logger,
-			Watch: append(dirs.Watched(), h.secret), Debounce: 20 * time.Millisecond,
-			Ready: func(g, hh net.Addr) { ready <- [2]string{g.String(), hh.String()} },
-		})
-	}()
-	select {
-	case a := <-ready:
-		h.grpcAddr, h.httpAddr = a[0], a[1]
-	case err := <-done:
-		t.Fatalf("server exited: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start")
-	}
-	stopped := false
-	h.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	}
-	t.Cleanup(h.stop)
-	return h
-}
 
 const (
 	allowedPath = "/api/v1/customers/contoso/users"   // alice may read it
@@ -167,7 +94,7 @@ func TestTLSListeners(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		servers[mutual] = startWith(t, serveOpts{tls: r})
+		servers[mutual] = launch(t, serveOpts{tls: r})
 	}
 
 	tests := []struct {
@@ -262,7 +189,7 @@ func TestTLSRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startWith(t, serveOpts{tls: r, logger: log})
+	h := launch(t, serveOpts{tls: r, logger: log})
 	presented := func(addr, proto string) string {
 		t.Helper()
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr,
@@ -332,7 +259,7 @@ func TestUnixSockets(t *testing.T) {
 	dir := t.TempDir()
 	grpcSock, httpSock := filepath.Join(dir, "grpc.sock"), filepath.Join(dir, "http.sock")
 	staleSocket(t, grpcSock) // an earlier run crashed: replaced
-	h := startWith(t, serveOpts{grpcAddr: "unix://" + grpcSock, httpAddr: "unix://" + httpSock})
+	h := launch(t, serveOpts{grpcAddr: "unix://" + grpcSock, httpAddr: "unix://" + httpSock})
 
 	for _, sock := range []string{grpcSock, httpSock} {
 		st, err := os.Stat(sock)
@@ -437,7 +364,7 @@ func TestListenUnixRefuses(t *testing.T) {
 func TestDryRunDecisionLog(t *testing.T) {
 	var out logBuffer
 	dlog := decisionlog.New(&out, decisionlog.Options{})
-	h := startWith(t, serveOpts{dryRun: true, observer: dlog})
+	h := launch(t, serveOpts{dryRun: true, observer: func(*metrics.Metrics, *slog.Logger) engine.Observer { return dlog }})
 	h.conn, _ = grpc.NewClient(h.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	t.Cleanup(func() { h.conn.Close() })
 	h.client = authv3.NewAuthorizationClient(h.conn)

@@ -18,10 +18,12 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/extauthz"
@@ -48,16 +50,70 @@ type Config struct {
 	Watch    []string
 	Debounce time.Duration
 
+	// ShutdownDelay is how long, on stop, health says NOT_SERVING and
+	// /readyz 503 while both listeners still answer as usual, so that
+	// proxies and load balancers notice and stop sending before the
+	// listeners close. 0: close at once.
+	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the graceful stop: in-flight checks get this
 	// long to finish before the listeners are closed hard.
 	ShutdownTimeout time.Duration
 	// MaxConcurrentStreams and MaxRecvMsgSize bound one gRPC connection.
 	MaxConcurrentStreams uint32
 	MaxRecvMsgSize       int
+	// HTTP bounds the HTTP listener's connections; a zero field takes
+	// DefaultHTTPLimits' value.
+	HTTP HTTPLimits
+
+	// StatusSections add parts to /v1/status beside the engine's: each
+	// function is called per status request and its value shown under its
+	// key (`tenantgate serve` adds "decision_log").
+	StatusSections map[string]func() any
 
 	// Ready, when set, is called with the bound addresses once both
 	// listeners accept connections (tests bind port 0 and read them here).
 	Ready func(grpcAddr, httpAddr net.Addr)
+}
+
+// HTTPLimits bound what one HTTP client can hold: a slow or stalled client
+// (slowloris) is cut off by the timeouts instead of pinning a connection,
+// and a header block over MaxHeaderBytes is refused with 431.
+type HTTPLimits struct {
+	ReadHeaderTimeout time.Duration // to read the request line and headers
+	ReadTimeout       time.Duration // to read the whole request
+	WriteTimeout      time.Duration // from the end of the headers to the end of the response
+	IdleTimeout       time.Duration // a keep-alive connection waiting for its next request
+	MaxHeaderBytes    int           // the request line and headers
+}
+
+// DefaultHTTPLimits are far above what a proxy's authorization call needs
+// (a few headers, no body, an answer in microseconds).
+var DefaultHTTPLimits = HTTPLimits{
+	ReadHeaderTimeout: 5 * time.Second,
+	ReadTimeout:       10 * time.Second,
+	WriteTimeout:      10 * time.Second,
+	IdleTimeout:       60 * time.Second,
+	MaxHeaderBytes:    64 << 10,
+}
+
+func (l HTTPLimits) withDefaults() HTTPLimits {
+	d := DefaultHTTPLimits
+	if l.ReadHeaderTimeout > 0 {
+		d.ReadHeaderTimeout = l.ReadHeaderTimeout
+	}
+	if l.ReadTimeout > 0 {
+		d.ReadTimeout = l.ReadTimeout
+	}
+	if l.WriteTimeout > 0 {
+		d.WriteTimeout = l.WriteTimeout
+	}
+	if l.IdleTimeout > 0 {
+		d.IdleTimeout = l.IdleTimeout
+	}
+	if l.MaxHeaderBytes > 0 {
+		d.MaxHeaderBytes = l.MaxHeaderBytes
+	}
+	return d
 }
 
 // Server is a running tenantgate.
@@ -65,6 +121,11 @@ type Server struct {
 	cfg      Config
 	health   *health.Server
 	stopping atomic.Bool
+
+	// watching is cancelled by endWatches: it ends the health Watch
+	// streams (see watchEndingHealth).
+	watching   context.Context
+	endWatches context.CancelFunc
 }
 
 // Run loads the first snapshot (a failure is returned: bad data at start is
@@ -90,6 +151,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("initial load: %w", err)
 	}
 	s := &Server{cfg: cfg, health: health.NewServer()}
+	s.watching, s.endWatches = context.WithCancel(context.Background())
+	defer s.endWatches()
 	return s.serve(ctx)
 }
 
@@ -127,18 +190,19 @@ func (s *Server) serve(ctx context.Context) error {
 	}
 	gs := grpc.NewServer(grpcOpts...)
 	authv3.RegisterAuthorizationServer(gs, extauthz.New(s.cfg.Engine))
-	healthpb.RegisterHealthServer(gs, s.health)
+	healthpb.RegisterHealthServer(gs, &watchEndingHealth{Server: s.health, end: s.watching})
 	reflection.Register(gs)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
+	lim := s.cfg.HTTP.withDefaults()
 	hs := &http.Server{
 		Handler:           s.handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if s.cfg.TLS != nil {
@@ -188,11 +252,18 @@ func (s *Server) serve(ctx context.Context) error {
 	}
 
 	// Graceful stop: say NOT_SERVING and 503 at once so the proxy stops
-	// sending, let in-flight checks finish, then close.
+	// sending, keep answering for ShutdownDelay while it notices, let
+	// in-flight checks finish, then close.
 	s.stopping.Store(true)
 	s.health.Shutdown()
-	log.Info("stopping: draining in-flight checks", "timeout", s.cfg.ShutdownTimeout)
 	stopWatch()
+	if d := s.cfg.ShutdownDelay; d > 0 && runErr == nil {
+		log.Info("stopping: health NOT_SERVING, still answering while proxies notice", "delay", d)
+		hs.SetKeepAlivesEnabled(false) // answers say Connection: close
+		time.Sleep(d)
+	}
+	s.endWatches() // health Watch streams would hold GracefulStop open
+	log.Info("stopping: draining in-flight checks", "timeout", s.cfg.ShutdownTimeout)
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	done := make(chan struct{})
@@ -201,17 +272,49 @@ func (s *Server) serve(ctx context.Context) error {
 		close(done)
 	}()
 	if err := hs.Shutdown(shutCtx); err != nil {
+		log.Warn("stopping: HTTP requests still running at the shutdown timeout; closing them")
 		hs.Close()
 	}
 	select {
 	case <-done:
 	case <-shutCtx.Done():
+		log.Warn("stopping: gRPC calls still running at the shutdown timeout; closing them")
 		gs.Stop()
 	}
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
 }
+
+// watchEndingHealth is the standard health service, except that its Watch
+// streams end when the server stops. A Watch never ends by itself, and
+// GracefulStop waits for every open RPC, so one watching client (Envoy's or
+// Kubernetes' health checker) would otherwise hold the drain for the whole
+// ShutdownTimeout. By the time the streams end, they have sent NOT_SERVING.
+type watchEndingHealth struct {
+	*health.Server
+	end context.Context
+}
+
+func (h *watchEndingHealth) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(h.end, cancel)
+	defer stop()
+	err := h.Server.Watch(req, watchStream{Health_WatchServer: stream, ctx: ctx})
+	if h.end.Err() != nil {
+		return status.Error(codes.Unavailable, "tenantgate is stopping")
+	}
+	return err
+}
+
+// watchStream is a Watch stream with a context that also ends on stop.
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w watchStream) Context() context.Context { return w.ctx }
 
 // handler routes /authz requests on the raw request target, before
 // http.ServeMux sees them: the mux would answer a path with dot segments or
@@ -248,9 +351,26 @@ func (s *Server) mux() *http.ServeMux {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(s.cfg.Engine.Status())
+		_ = enc.Encode(s.status())
 	})
 	return mux
+}
+
+// status is what /v1/status shows: the engine's status, plus the
+// configured sections.
+func (s *Server) status() any {
+	st := s.cfg.Engine.Status()
+	if len(s.cfg.StatusSections) == 0 {
+		return st
+	}
+	m := map[string]any{}
+	if b, err := json.Marshal(st); err == nil {
+		_ = json.Unmarshal(b, &m) // cannot fail: it was just marshalled
+	}
+	for k, f := range s.cfg.StatusSections {
+		m[k] = f()
+	}
+	return m
 }
 
 // SocketMode is the mode of a Unix socket tenantgate listens on: the owner

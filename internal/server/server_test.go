@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -23,6 +24,8 @@ import (
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
+	"github.com/tenantgate/tenantgate/internal/settle"
+	"github.com/tenantgate/tenantgate/internal/tlsconfig"
 )
 
 // harness is one real tenantgate: real listeners on loopback, real files.
@@ -36,6 +39,10 @@ type harness struct {
 	client   authv3.AuthorizationClient
 	engine   *engine.Engine
 	stop     func()
+
+	policies string
+	logs     *logBuffer // the server's log, unless serveOpts.logger was set
+	met      *metrics.Metrics
 }
 
 // copyDir copies the regular files of src into a new temp dir, so a test
@@ -62,44 +69,94 @@ func copyDir(t *testing.T, src string) string {
 	return dst
 }
 
-// start serves the repository's demo data and policies (copied) with an HS256 secret.
-func start(t *testing.T) *harness {
+// serveOpts varies what a test server needs beyond the demo: its own data
+// or policies, a JWKS file, a decision deadline, TLS, listener addresses,
+// dry run, an extra observer, and the last word on the server config.
+type serveOpts struct {
+	dataDir, policies  string // default: copies of ../../data and ../../policies
+	jwksFile           string // besides the HS256 secret
+	timeout            time.Duration
+	grpcAddr, httpAddr string // default 127.0.0.1:0
+	tls                *tlsconfig.Reloader
+	dryRun             bool
+	logger             *slog.Logger // default: captured in harness.logs
+	observer           func(*metrics.Metrics, *slog.Logger) engine.Observer
+	config             func(*Config)
+}
+
+// start serves the repository's demo data and policies (copied) with an
+// HS256 secret.
+func start(t *testing.T) *harness { return launch(t, serveOpts{}) }
+
+// launch runs a real server as `tenantgate serve` wires it (settled reads,
+// metrics, the watcher) on real listeners, with a gRPC client for it, and
+// stops it when the test ends.
+func launch(t *testing.T, o serveOpts) *harness {
 	t.Helper()
-	h := &harness{t: t, dataDir: copyDir(t, "../../data")}
+	if o.dataDir == "" {
+		o.dataDir = copyDir(t, "../../data")
+	}
+	if o.policies == "" {
+		o.policies = copyDir(t, "../../policies")
+	}
+	o.timeout = cmp.Or(o.timeout, time.Second)
+	o.grpcAddr = cmp.Or(o.grpcAddr, "127.0.0.1:0")
+	o.httpAddr = cmp.Or(o.httpAddr, "127.0.0.1:0")
+	h := &harness{t: t, dataDir: o.dataDir, policies: o.policies, logs: &logBuffer{}, met: metrics.New()}
 	h.secret = filepath.Join(t.TempDir(), "hs256.secret")
 	if err := os.WriteFile(h.secret, []byte("test-secret-test-secret-test-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ident := identity.Config{HS256SecretFile: h.secret, Leeway: 60 * time.Second}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	met := metrics.New()
-	dirs := engine.Dirs{Data: h.dataDir, Policies: copyDir(t, "../../policies")}
-	h.engine = engine.New(engine.Options{Source: dirs, Identity: &ident, Logger: log, Observer: met, Timeout: time.Second})
+	log := o.logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(h.logs, nil))
+	}
+	ident := identity.Config{HS256SecretFile: h.secret, JWKSFile: o.jwksFile, Leeway: 60 * time.Second}
+	var obs engine.Observer = h.met
+	if o.observer != nil {
+		obs = engine.Observers{h.met, o.observer(h.met, log)}
+	}
+	const debounce = 20 * time.Millisecond
+	dirs := engine.Dirs{Data: o.dataDir, Policies: o.policies}
+	h.engine = engine.New(engine.Options{Source: settle.Wrap(dirs, debounce), Identity: &ident,
+		Logger: log, Observer: obs, Timeout: o.timeout, DryRun: o.dryRun})
+	watched := append(dirs.Watched(), h.secret)
+	if o.jwksFile != "" {
+		watched = append(watched, o.jwksFile)
+	}
+	cfg := Config{
+		GRPCAddr: o.grpcAddr, HTTPAddr: o.httpAddr, TLS: o.tls,
+		Engine: h.engine, Metrics: h.met, Logger: log,
+		Watch: watched, Debounce: debounce,
+	}
+	if o.config != nil {
+		o.config(&cfg)
+	}
 	ready := make(chan [2]string, 1)
+	cfg.Ready = func(g, hh net.Addr) { ready <- [2]string{g.String(), hh.String()} }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			Engine: h.engine, Metrics: met, Logger: log,
-			Watch: append(dirs.Watched(), h.secret), Debounce: 20 * time.Millisecond,
-			Ready: func(g, hh net.Addr) { ready <- [2]string{g.String(), hh.String()} },
-		})
-	}()
+	go func() { done <- Run(ctx, cfg) }()
 	select {
 	case a := <-ready:
 		h.grpcAddr, h.httpAddr = a[0], a[1]
 	case err := <-done:
 		t.Fatalf("server exited: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start")
 	}
+	// The client dials lazily: tests of TLS and Unix sockets make their own.
 	conn, err := grpc.NewClient(h.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.conn, h.client = conn, authv3.NewAuthorizationClient(conn)
+	stopped := false
 	h.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		conn.Close()
 		cancel()
 		if err := <-done; err != nil {

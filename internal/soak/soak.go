@@ -203,12 +203,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			client := clients[w%len(clients)]
 			for n := 0; loadCtx.Err() == nil; n++ {
 				e := &exps[rng.IntN(len(exps))]
-				// Half of the requests carry a unique query: the same
-				// decision, but never the same raw path twice, so both a
-				// cached and an uncached decision path are exercised.
+				// The same decision asked three ways: as is, with a
+				// unique query (cut before the policy and the decision
+				// cache), and with one trailing slash (ignored by the
+				// path checks, but another cache entry). Each snapshot
+				// has its own cache, so every flip is answered both by
+				// evaluations and by cache hits.
 				query := ""
-				if n%2 == 1 {
+				switch n % 3 {
+				case 1:
 					query = "?soak=" + strconv.Itoa(w) + "-" + strconv.Itoa(n)
+				case 2:
+					query = "/"
 				}
 				st.check(loadCtx, client, e, query)
 			}

@@ -43,9 +43,6 @@ func FuzzLoad(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, x, y string) {
-		if os.Getenv("FUZZDUMP") != "" {
-			os.WriteFile("/tmp/fuzzlast.txt", []byte(x+"\n=====SEP=====\n"+y), 0o644)
-		}
 		files := []File{{Name: "a.yaml", Content: []byte(x)}, {Name: "b.yaml", Content: []byte(y)}}
 		d, err := Load(files)
 		if err != nil {

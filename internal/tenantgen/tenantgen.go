@@ -78,11 +78,11 @@ type User struct {
 // Request is one request of the mix, with the decision the default policy
 // gives it.
 type Request struct {
-	User   string // the token's subject; "" means no Authorization header
-	Method string
-	Path   string
-	Allow  bool   // allowed under the default policy
-	Reason string // the default policy's reason code
+	User   string `json:"user"` // the token's subject; "" means no Authorization header
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Allow  bool   `json:"allow"`  // allowed under the default policy
+	Reason string `json:"reason"` // the default policy's reason code
 }
 
 // Dataset is one generated tenant tree and its request mix.
