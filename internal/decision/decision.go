@@ -50,6 +50,12 @@ const (
 	HeaderDryRunDeny = "x-tenantgate-dry-run-deny"
 )
 
+// HeaderNames lists every x-tenantgate-* header tenantgate itself sets.
+var HeaderNames = []string{
+	HeaderReason, HeaderUser, HeaderRole, HeaderCustomer,
+	HeaderLocations, HeaderComputers, HeaderDryRunDeny,
+}
+
 // Header is one response header; names are lower-case.
 type Header struct {
 	Name  string

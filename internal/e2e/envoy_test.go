@@ -478,9 +478,18 @@ func checkOK(t *testing.T, resp *authv3.CheckResponse, add map[string]string, re
 	if fmt.Sprint(got) != fmt.Sprint(add) {
 		t.Errorf("headers %v, want %v", got, add)
 	}
+	// Every tenantgate header the decision did not set is removed, whether
+	// or not the client sent it, plus any other x-tenantgate-* it sent.
+	want := slices.Clone(removed)
+	for _, name := range decision.HeaderNames {
+		if _, set := add[name]; !set && !slices.Contains(want, name) {
+			want = append(want, name)
+		}
+	}
+	slices.Sort(want)
 	rm := slices.Sorted(slices.Values(ok.GetHeadersToRemove()))
-	if !slices.Equal(rm, removed) {
-		t.Errorf("headers_to_remove %v, want %v", rm, removed)
+	if !slices.Equal(rm, want) {
+		t.Errorf("headers_to_remove %v, want %v", rm, want)
 	}
 	if len(ok.GetResponseHeadersToAdd()) != 0 || len(ok.GetQueryParametersToSet()) != 0 || len(ok.GetQueryParametersToRemove()) != 0 {
 		t.Errorf("unexpected response mutations: %v", ok)

@@ -52,14 +52,25 @@ func newDecisionCache(size int) *decisionCache {
 	return c
 }
 
+// maxCachedPath bounds what one entry can pin: with the default size, the
+// keys' paths hold at most 32 MiB. API paths are far shorter; a longer one
+// is decided afresh each time.
+const maxCachedPath = 1024
+
 // keyFor builds the key: the query is cut because the policy never sees it
 // (the path checks cut it too), so /x?a=1 and /x?a=2 share one entry.
-func keyFor(subject string, req *Request) cacheKey {
+// ok is false for what is not worth remembering: an anonymous request (so
+// unauthenticated traffic can neither fill the cache nor evict real users'
+// answers) and an overlong path.
+func keyFor(subject string, req *Request) (k cacheKey, ok bool) {
 	path := req.Path
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	return cacheKey{subject: subject, method: req.Method, path: path}
+	if subject == "" || len(path) > maxCachedPath {
+		return cacheKey{}, false
+	}
+	return cacheKey{subject: subject, method: req.Method, path: path}, true
 }
 
 func (c *decisionCache) shard(k *cacheKey) *cacheShard {

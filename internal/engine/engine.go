@@ -127,7 +127,12 @@ func (e *Engine) Reload(ctx context.Context) error {
 		e.lastErr.Store(&reloadError{err: err, when: time.Now()})
 		e.opts.Logger.Error("reload failed; the last good snapshot keeps serving", "error", err)
 	} else {
-		s.cache = newDecisionCache(e.opts.CacheSize)
+		if ok, builtin := s.Policy.Deterministic(); ok {
+			s.cache = newDecisionCache(e.opts.CacheSize)
+		} else {
+			e.opts.Logger.Warn("the policy calls a nondeterministic builtin: decisions are not cached for this snapshot",
+				"builtin", builtin, "revision", s.Revision)
+		}
 		e.current.Store(s)
 		e.lastErr.Store(nil)
 		e.opts.Logger.Info("snapshot loaded", "revision", s.Revision,
@@ -187,7 +192,7 @@ func (e *Engine) Check(ctx context.Context, req *Request) (res Result) {
 			res = dryRunAllow(res)
 		}
 		if e.opts.Observer != nil {
-			e.opts.Observer.ObserveDecision(req, &res, time.Since(start))
+			e.observe(req, &res, time.Since(start))
 		}
 	}()
 
@@ -203,9 +208,9 @@ func (e *Engine) Check(ctx context.Context, req *Request) (res Result) {
 			e.opts.Logger.Debug("token rejected", "error", err, "revision", s.Revision)
 		}
 	}
-	var key cacheKey
-	if s.cache != nil {
-		key = keyFor(sub, req)
+	key, cacheable := keyFor(sub, req)
+	cacheable = cacheable && s.cache != nil
+	if cacheable {
 		if v, ok := s.cache.get(key); ok {
 			return Result{Decision: v.d, User: sub, Customer: v.customer, Revision: s.Revision}
 		}
@@ -218,10 +223,29 @@ func (e *Engine) Check(ctx context.Context, req *Request) (res Result) {
 			"path", req.Path, "revision", s.Revision)
 		return Result{Decision: decision.Internal(), User: res.User, Customer: res.Customer, Revision: s.Revision}
 	}
-	if s.cache != nil {
+	if res.Reason == decision.ReasonInternalError {
+		// The policy's own fail-closed default: an input it could not
+		// decide on. Retryable, so never remembered, and worth a log line.
+		e.opts.Logger.Error("policy answered internal_error; denying", "method", req.Method,
+			"path", req.Path, "revision", s.Revision)
+		return res
+	}
+	if cacheable {
 		s.cache.put(key, cached{d: res.Decision, customer: res.Customer})
 	}
 	return res
+}
+
+// observe tells the observer, which must not take the process down: a
+// panic here would be past Check's own recover, and a crashed authorizer is
+// what failure_mode_allow turns into allows.
+func (e *Engine) observe(req *Request, res *Result, elapsed time.Duration) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.opts.Logger.Error("observer panicked", "panic", p)
+		}
+	}()
+	e.opts.Observer.ObserveDecision(req, res, elapsed)
 }
 
 // dryRunAllow turns a deny into the allow dry-run mode sends: no identity

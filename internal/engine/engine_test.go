@@ -208,3 +208,36 @@ type observerFunc func(*Result)
 
 func (f observerFunc) ObserveDecision(_ *Request, r *Result, _ time.Duration) { f(r) }
 func (f observerFunc) ObserveReload(*Snapshot, error)                         {}
+
+func (c *decisionCache) len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].m)
+		c.shards[i].mu.RUnlock()
+	}
+	return n
+}
+
+// TestCacheBounds: anonymous requests and overlong paths are decided every
+// time, never remembered, so they can neither pin memory nor evict real
+// users' answers; the cache never holds more than its bound.
+func TestCacheBounds(t *testing.T) {
+	e, secret := testEngine(t, func(o *Options) { o.CacheSize = 128 })
+	ctx := context.Background()
+	for i := range 50 {
+		e.Check(ctx, &Request{Method: "GET", Path: fmt.Sprintf("/api/v1/customers/contoso/users/%d", i)})
+	}
+	long := "/api/v1/customers/contoso/users/" + strings.Repeat("a", maxCachedPath)
+	alice := mustToken(t, secret, "alice@contoso.example")
+	e.Check(ctx, &Request{Method: "GET", Path: long, Authorization: alice})
+	if n := e.Snapshot().cache.len(); n != 0 {
+		t.Fatalf("%d entries after anonymous and overlong requests, want 0", n)
+	}
+	for i := range 1000 {
+		e.Check(ctx, &Request{Method: "GET", Path: fmt.Sprintf("/api/v1/customers/contoso/users/u%d", i), Authorization: alice})
+	}
+	if n := e.Snapshot().cache.len(); n == 0 || n > 128 {
+		t.Fatalf("%d entries, want 1..128", n)
+	}
+}

@@ -34,7 +34,7 @@ type Snapshot struct {
 	Data     *tenant.Data
 	Policy   *policy.Policy
 	Verifier *identity.Verifier
-	Revision string    // short hex digest over data, policies and keys
+	Revision string    // short hex digest over the data and policies (keys are not part of it)
 	Built    time.Time // when it was built
 	Files    []string  // every file it was built from
 

@@ -5,6 +5,7 @@ package extauthz
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -76,8 +77,16 @@ func header(h *authv3.AttributeContext_HttpRequest, name string) string {
 func Response(d decision.Decision, httpReq *authv3.AttributeContext_HttpRequest) *authv3.CheckResponse {
 	if d.Allowed {
 		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)}
-		for _, name := range clientTenantgateHeaders(httpReq) {
+		// tenantgate's own header names are always removed when not set,
+		// even if this CheckRequest did not show them (an Envoy configured
+		// with a narrow allowed_headers list does not send every header).
+		for _, name := range decision.HeaderNames {
 			if _, set := d.Header(name); !set {
+				ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+			}
+		}
+		for _, name := range clientTenantgateHeaders(httpReq) {
+			if _, set := d.Header(name); !set && !slices.Contains(decision.HeaderNames, name) {
 				ok.HeadersToRemove = append(ok.HeadersToRemove, name)
 			}
 		}

@@ -7,6 +7,7 @@ package httpauthz
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tenantgate/tenantgate/internal/decision"
@@ -107,13 +108,19 @@ func Write(w http.ResponseWriter, reqHeader http.Header, d decision.Decision) {
 	}
 	out.Set("Cache-Control", "no-store")
 	if d.Allowed {
+		// As over gRPC: every tenantgate header the decision did not set,
+		// whether or not this request showed it, and any other
+		// x-tenantgate-* header the client sent.
 		var remove []string
+		for _, name := range decision.HeaderNames {
+			if _, set := d.Header(name); !set {
+				remove = append(remove, name)
+			}
+		}
 		for name := range reqHeader {
 			lower := strings.ToLower(name)
-			if strings.HasPrefix(lower, decision.HeaderPrefix) {
-				if _, set := d.Header(lower); !set {
-					remove = append(remove, lower)
-				}
+			if strings.HasPrefix(lower, decision.HeaderPrefix) && !slices.Contains(decision.HeaderNames, lower) {
+				remove = append(remove, lower)
 			}
 		}
 		if len(remove) > 0 {

@@ -48,6 +48,10 @@ type Policy struct {
 	catalog map[string]struct{}
 	files   []string
 	digest  string
+	// nondeterministic names a builtin the policy calls whose answer can
+	// change between two evaluations of the same input (time.now_ns,
+	// rand.intn, uuid.rfc4122, ...); "" when there is none.
+	nondeterministic string
 }
 
 // ReadDir reads the *.rego files directly in dir, leaving out *_test.rego:
@@ -143,11 +147,12 @@ func Compile(ctx context.Context, files []File) (*Policy, error) {
 	}
 
 	p := &Policy{
-		query:  pq,
-		store:  store,
-		txn:    txn,
-		files:  names,
-		digest: hex.EncodeToString(h.Sum(nil)),
+		query:            pq,
+		store:            store,
+		txn:              txn,
+		files:            names,
+		digest:           hex.EncodeToString(h.Sum(nil)),
+		nondeterministic: nondeterministicCall(compiler),
 	}
 	if err := p.readTables(ctx, compiler); err != nil {
 		store.Abort(ctx, txn)
@@ -161,6 +166,41 @@ func (p *Policy) Files() []string { return p.files }
 
 // Digest is a hex sha256 over the module names and sources.
 func (p *Policy) Digest() string { return p.digest }
+
+// Deterministic reports whether the decision is a function of the input
+// alone, and if not, which builtin makes it vary. The engine's decision
+// cache is only sound for a deterministic policy.
+func (p *Policy) Deterministic() (ok bool, builtin string) {
+	return p.nondeterministic == "", p.nondeterministic
+}
+
+// nondeterministicCall returns the first builtin marked nondeterministic
+// that a compiled module calls, or "".
+func nondeterministicCall(c *ast.Compiler) string {
+	var found string
+	check := func(op ast.Ref) {
+		if b, ok := ast.BuiltinMap[op.String()]; ok && b.Nondeterministic && found == "" {
+			found = b.Name
+		}
+	}
+	for _, m := range c.Modules {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			if e.IsCall() {
+				check(e.Operator())
+			}
+			return found != ""
+		})
+		ast.WalkTerms(m, func(t *ast.Term) bool {
+			if call, ok := t.Value.(ast.Call); ok && len(call) > 0 {
+				if ref, ok := call[0].Value.(ast.Ref); ok {
+					check(ref)
+				}
+			}
+			return found != ""
+		})
+	}
+	return found
+}
 
 // Tables returns the seed tables and catalog as declared by the policy.
 func (p *Policy) Tables() *Tables { return p.tables }

@@ -128,3 +128,22 @@ func TestTablesValidate(t *testing.T) {
 		t.Error("catalog routing")
 	}
 }
+
+func TestDeterministic(t *testing.T) {
+	p, err := Compile(context.Background(), repoPolicies(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, b := p.Deterministic(); !ok {
+		t.Fatalf("the shipped policy calls %s", b)
+	}
+	for _, expr := range []string{
+		`{"allowed": time.now_ns() > 0, "status": 200, "reason": "allowed"}`,
+		`{"allowed": true, "status": 200, "reason": "allowed", "headers": {"x-r": sprintf("%d", [rand.intn("x", 10)])}}`,
+	} {
+		p := withDecision(t, expr)
+		if ok, b := p.Deterministic(); ok || b == "" {
+			t.Errorf("%s: deterministic %v %q", expr, ok, b)
+		}
+	}
+}

@@ -34,8 +34,15 @@ var (
 	ErrEncodedPercent   = errors.New("percent-encoded '%'")
 	ErrEncodedControl   = errors.New("percent-encoded control character")
 	ErrBackslash        = errors.New("backslash")
-	ErrControlByte      = errors.New("NUL or control byte")
-	ErrInvalidUTF8      = errors.New("invalid UTF-8")
+	// ErrPathParameter and ErrFragment extend spec section 4: servlet
+	// containers (Tomcat, Spring) drop a ";..." path parameter before they
+	// route, so "users/alice;x" would be users/alice upstream while the
+	// policy saw another id; and a raw '#' never belongs in a request
+	// target. Encoded, %3B and %23 are ordinary bytes of an id.
+	ErrPathParameter = errors.New("';' path parameter")
+	ErrFragment      = errors.New("'#' in the path")
+	ErrControlByte   = errors.New("NUL or control byte")
+	ErrInvalidUTF8   = errors.New("invalid UTF-8")
 )
 
 // PathError is a failed path check: which check (Err, one of the Err*
@@ -152,6 +159,10 @@ func segment(s string, off int, dec *strings.Builder, rest int) (string, error) 
 			i += 2
 		case c == '\\':
 			return "", pathError(ErrBackslash, off+i)
+		case c == ';':
+			return "", pathError(ErrPathParameter, off+i)
+		case c == '#':
+			return "", pathError(ErrFragment, off+i)
 		case c < 0x20 || c == 0x7f:
 			return "", pathError(ErrControlByte, off+i)
 		case c >= utf8.RuneSelf:

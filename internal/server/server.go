@@ -184,6 +184,8 @@ func (s *Server) serve(ctx context.Context) error {
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(s.cfg.MaxRecvMsgSize),
+		// A CheckRequest protobuf cannot decode is denied, not an RPC error.
+		grpc.ForceServerCodecV2(extauthz.NewCodec()),
 	}
 	if s.cfg.TLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(s.cfg.TLS.ServerConfig("h2"))))
