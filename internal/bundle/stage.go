@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -253,36 +254,26 @@ func sameData(want, got *tenant.Data) error {
 		return fmt.Errorf("%d customers and %d users became %d and %d",
 			len(want.Customers), len(want.Users), len(got.Customers), len(got.Users))
 	}
-	for _, id := range sortedKeys(want.Customers) {
-		w, g := want.Customers[id], got.Customers[id]
-		if w == nil || g == nil {
-			return fmt.Errorf("customer %q: missing", id)
-		}
-		a, b := *w, *g
-		a.File, a.Line, b.File, b.Line = "", 0, "", 0
-		if !reflect.DeepEqual(a, b) {
-			return fmt.Errorf("customer %q: %+v became %+v", id, a, b)
-		}
+	if err := sameEntries("customer", want.Customers, got.Customers, func(c *tenant.Customer) { c.File, c.Line = "", 0 }); err != nil {
+		return err
 	}
-	for _, id := range sortedKeys(want.Users) {
-		w, g := want.Users[id], got.Users[id]
+	return sameEntries("user", want.Users, got.Users, func(u *tenant.User) { u.File, u.Line = "", 0 })
+}
+
+// sameEntries compares two id-keyed maps entry by entry, ignoring where each
+// entry was declared (strip clears that on copies).
+func sameEntries[T any](kind string, want, got map[string]*T, strip func(*T)) error {
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		w, g := want[id], got[id]
 		if w == nil || g == nil {
-			return fmt.Errorf("user %q: missing", id)
+			return fmt.Errorf("%s %q: missing", kind, id)
 		}
 		a, b := *w, *g
-		a.File, a.Line, b.File, b.Line = "", 0, "", 0
+		strip(&a)
+		strip(&b)
 		if !reflect.DeepEqual(a, b) {
-			return fmt.Errorf("user %q: %+v became %+v", id, a, b)
+			return fmt.Errorf("%s %q: %+v became %+v", kind, id, a, b)
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -1,5 +1,7 @@
 package soak
 
+import "strings"
+
 // The tenant data the soak flips between. base.yaml never changes;
 // tenants.yaml is version A, version B or (every tenth flip) the invalid
 // version. A and B are designed so that a fixed request set gets different
@@ -121,50 +123,17 @@ customers:
 // plus mallory, a second company-owner of contoso, which fails validation.
 // If it were ever served, hank's request would be answered "allowed", which
 // neither A nor B gives.
-const versionInvalid = `# soak: an invalid version (two company-owners of contoso)
-users:
-  alice@contoso.example:
-    customer: contoso
-    role: company-owner
-  bob@contoso.example:
-    customer: contoso
-    role: company-administrator
-    locations: [hq, branch-1]
-  erin@contoso.example:
-    customer: contoso
-    role: company-administrator
-  carol@contoso.example:
-    customer: contoso
-    role: subtenant-user
-    computers: [pc-18, pc-17]
-  ivan@contoso.example:
-    customer: contoso
-    role: invoice-auditor
-    disabled: true
-  frank@fabrikam.example:
-    customer: fabrikam
-    role: company-owner
-  gina@contoso.example:
-    customer: contoso
-    role: company-user
-    locations: [branch-2]
-  hank@contoso.example:
+var versionInvalid = strings.Replace(
+	strings.Replace(versionB, "# soak: version B", "# soak: an invalid version (two company-owners of contoso)", 1),
+	"customers:\n", invalidUsers+"customers:\n", 1)
+
+// invalidUsers are what versionInvalid adds to B.
+const invalidUsers = `  hank@contoso.example:
     customer: contoso
     role: invoice-auditor
   mallory@contoso.example:
     customer: contoso
     role: company-owner
-customers:
-  contoso:
-    parent: northwind
-    locations: [hq, branch-1, branch-2]
-    type: end-customer
-  fabrikam:
-    parent: northwind
-    type: end-customer
-  zeta:
-    parent: northwind
-    type: end-customer
 `
 
 // request is one request of the fixed set: who, what, and the client
