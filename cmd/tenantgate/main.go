@@ -304,6 +304,10 @@ func serve(args []string, stderr io.Writer) error {
 	if idf.secretFile == "" && idf.jwksFile == "" {
 		return errors.New("serve needs --jwt-hs256-secret-file or --jwks-file (or both)")
 	}
+	if *debounce <= 0 {
+		// It is also the quiet interval that keeps half-written files out.
+		return fmt.Errorf("--debounce %v: must be positive", *debounce)
+	}
 	ident := idf.config()
 	met := metrics.New()
 	tlsFiles, err := tf.reloader(log)
@@ -323,7 +327,7 @@ func serve(args []string, stderr io.Writer) error {
 	eng := engine.New(engine.Options{
 		// A reload only uses files left unchanged for the debounce interval
 		// around its read, so a write that starts mid-read is never served.
-		Source:    settle.Wrap(src, *debounce),
+		Source:    settle.Wrap(src, *debounce, idf.files()...),
 		Identity:  &ident,
 		Timeout:   *timeout,
 		Logger:    log,

@@ -23,12 +23,15 @@
 package bundle
 
 import (
+	"cmp"
+	"compress/gzip"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -87,7 +90,8 @@ type Options struct {
 // so replacing the file (by rename, as `make bundle` does) is a hot reload
 // and a bad bundle keeps the last good snapshot serving.
 type Source struct {
-	opts Options
+	opts     Options
+	maxBytes int64 // 0: MaxBytes (tests lower it)
 }
 
 // asymmetric lists the algorithms a bundle may be verified with: a public
@@ -224,13 +228,46 @@ func (s *Source) readVerified() (opabundle.Bundle, error) {
 	return b, s.errorf("%w", err)
 }
 
+// MaxBytes bounds a bundle's decompressed size. OPA's reader holds every
+// file in memory before it checks the signature, so without a bound a small
+// unsigned file that inflates to gigabytes could exhaust memory: whoever can
+// write the bundle path is exactly who the signature is there to stop.
+const MaxBytes = 256 << 20
+
+// checkSize refuses a bundle that decompresses to more than limit bytes,
+// streaming it (nothing is kept) before OPA's reader loads it.
+func checkSize(path string, limit int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("bundle read failed: not a gzipped tarball: %w", err)
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(gz, limit+1))
+	if err != nil {
+		return fmt.Errorf("decompress: %w", err)
+	}
+	if n > limit {
+		return fmt.Errorf("decompresses to more than %d bytes; refused before reading it", limit)
+	}
+	return nil
+}
+
 func (s *Source) read(vc *opabundle.VerificationConfig) (opabundle.Bundle, error) {
+	limit := cmp.Or(s.maxBytes, MaxBytes)
+	if err := checkSize(s.opts.Path, limit); err != nil {
+		return opabundle.Bundle{}, err
+	}
 	f, err := os.Open(s.opts.Path)
 	if err != nil {
 		return opabundle.Bundle{}, err
 	}
 	defer f.Close()
-	r := opabundle.NewCustomReader(opabundle.NewTarballLoaderWithBaseURL(f, "")).
+	r := opabundle.NewCustomReader(opabundle.NewTarballLoaderWithBaseURL(f, "").WithSizeLimitBytes(limit)).
+		WithSizeLimitBytes(limit).
 		WithRegoVersion(ast.RegoV1).
 		// Lazy mode would leave the data undecoded and skip the roots check.
 		WithLazyLoadingMode(false)

@@ -122,25 +122,31 @@ func (e *Engine) Reload(ctx context.Context) error {
 	// RSS near what is kept, for a little more CPU during the build.
 	defer debug.SetGCPercent(debug.SetGCPercent(buildGCPercent))
 	s, err := Build(ctx, e.opts.Source, e.opts.Identity)
-	e.reloads.Add(1)
-	if err != nil {
-		e.lastErr.Store(&reloadError{err: err, when: time.Now()})
-		e.opts.Logger.Error("reload failed; the last good snapshot keeps serving", "error", err)
-	} else {
-		if ok, builtin := s.Policy.Deterministic(); ok {
-			s.cache = newDecisionCache(e.opts.CacheSize)
-		} else {
-			e.opts.Logger.Warn("the policy calls a nondeterministic builtin: decisions are not cached for this snapshot",
-				"builtin", builtin, "revision", s.Revision)
-		}
-		e.current.Store(s)
-		e.lastErr.Store(nil)
-		e.opts.Logger.Info("snapshot loaded", "revision", s.Revision,
-			"customers", len(s.Data.Customers), "users", len(s.Data.Users), "files", len(s.Files))
+	if err != nil && ctx.Err() != nil {
+		// Cancelled (the server is stopping): not a failed reload.
+		return err
 	}
+	e.reloads.Add(1)
+	// Observers first, then publish: whoever sees the new state in
+	// /v1/status also sees it in the metrics.
 	if e.opts.Observer != nil {
 		e.opts.Observer.ObserveReload(s, err)
 	}
+	if err != nil {
+		e.lastErr.Store(&reloadError{err: err, when: time.Now()})
+		e.opts.Logger.Error("reload failed; the last good snapshot keeps serving", "error", err)
+		return err
+	}
+	if ok, builtin := s.Policy.Deterministic(); ok {
+		s.cache = newDecisionCache(e.opts.CacheSize)
+	} else {
+		e.opts.Logger.Warn("the policy calls a nondeterministic builtin: decisions are not cached for this snapshot",
+			"builtin", builtin, "revision", s.Revision)
+	}
+	e.current.Store(s)
+	e.lastErr.Store(nil)
+	e.opts.Logger.Info("snapshot loaded", "revision", s.Revision,
+		"customers", len(s.Data.Customers), "users", len(s.Data.Users), "files", len(s.Files))
 	return err
 }
 

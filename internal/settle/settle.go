@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,18 +40,20 @@ const MaxAttempts = 5
 // ErrUnsettled is the error of a Load whose files kept changing.
 var ErrUnsettled = errors.New("files kept changing while being read")
 
-// Wrap returns a Source that reads src only when its watched files stay
-// unchanged for quiet around the read. quiet <= 0 returns src itself.
-func Wrap(src engine.Source, quiet time.Duration) engine.Source {
+// Wrap returns a Source that reads src only when its watched files, and
+// the extra files (the token keys, which the engine reads right after),
+// stay unchanged for quiet around the read. quiet <= 0 returns src itself.
+func Wrap(src engine.Source, quiet time.Duration, extra ...string) engine.Source {
 	if quiet <= 0 {
 		return src
 	}
-	return &source{src: src, quiet: quiet}
+	return &source{src: src, quiet: quiet, extra: extra}
 }
 
 type source struct {
 	src   engine.Source
 	quiet time.Duration
+	extra []string
 }
 
 // Watched implements engine.Source.
@@ -60,7 +63,7 @@ func (s *source) Watched() []string { return s.src.Watched() }
 // waiting: it publishes nothing, and the change that broke it raises the
 // event that calls for the next reload.
 func (s *source) Load(ctx context.Context) (*tenant.Data, []policy.File, error) {
-	paths := s.src.Watched()
+	paths := slices.Concat(s.src.Watched(), s.extra)
 	timer := time.NewTimer(s.quiet)
 	defer timer.Stop()
 	for attempt := 1; ; attempt++ {
@@ -100,11 +103,33 @@ func Stamp(paths []string) string {
 			continue // a file, or gone: its own stamp says which
 		}
 		for _, e := range entries {
+			if !loaded(e.Name()) {
+				continue
+			}
 			b = appendStamp(b[:0], filepath.Join(p, e.Name()))
 			h.Write(b)
 		}
 	}
 	return string(h.Sum(nil))
+}
+
+// loaded reports whether a directory entry can change what a reload reads:
+// the files the loaders read (*.yaml, *.yml, *.rego, not hidden) and a
+// ConfigMap's ..data link. Anything else (a log, an editor's swap file, a
+// sidecar's scratch file) may change as often as it likes without holding
+// reloads back.
+func loaded(name string) bool {
+	if name == "..data" {
+		return true
+	}
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	switch filepath.Ext(name) {
+	case ".yaml", ".yml", ".rego":
+		return true
+	}
+	return false
 }
 
 func appendStamp(b []byte, path string) []byte {
@@ -117,10 +142,15 @@ func appendStamp(b []byte, path string) []byte {
 		}
 		return append(append(b, err.Error()...), '\n')
 	}
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, fi.Size(), 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
+	if !fi.IsDir() {
+		// A directory's size and time change with any entry, also one no
+		// loader reads; its entries are stamped one by one instead, and its
+		// identity below still tells a deleted-and-recreated directory.
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, fi.Size(), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
+	}
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, uint64(fi.Mode()), 8)
 	b = appendIdentity(b, fi)

@@ -189,13 +189,16 @@ func TestStamp(t *testing.T) {
 			writeFile(t, filepath.Join(dir, "users.yaml"), usersYAML+"# edited\n")
 		}, false},
 		{"a file added", func(t *testing.T, dir string) {
-			writeFile(t, filepath.Join(dir, "z.txt"), "x")
+			writeFile(t, filepath.Join(dir, "z.yaml"), "x")
 		}, false},
 		{"a file removed", func(t *testing.T, dir string) {
-			if err := os.Remove(filepath.Join(dir, "z.txt")); err != nil {
+			if err := os.Remove(filepath.Join(dir, "z.yaml")); err != nil {
 				t.Fatal(err)
 			}
 		}, false},
+		{"a file no loader reads added", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "z.txt"), "x")
+		}, true},
 		{"a symlink added", func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, ".a"), "same")
 			writeFile(t, filepath.Join(dir, ".b"), "same")
@@ -230,5 +233,30 @@ func TestStamp(t *testing.T) {
 			t.Errorf("%s: stamp unchanged = %t, want %t", s.name, got == prev, s.same)
 		}
 		prev = got
+	}
+}
+
+// TestUnrelatedFilesDoNotHoldReloads: a file the loaders never read (a log
+// appended to all the time) must not keep every reload from settling, or a
+// revocation would never take effect.
+func TestUnrelatedFilesDoNotHoldReloads(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("users.yaml", "users: {}\n")
+	before := Stamp([]string{dir})
+	write("audit.log", "a line\n")
+	write(".users.yaml.swp", "x")
+	write("notes.txt", "x")
+	if Stamp([]string{dir}) != before {
+		t.Fatal("a file no loader reads changed the stamp")
+	}
+	write("users.yaml", "users: {a: {}}\n")
+	if Stamp([]string{dir}) == before {
+		t.Fatal("a data file changed and the stamp did not")
 	}
 }
