@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -307,6 +308,20 @@ func serve(args []string, stderr io.Writer) error {
 	if *debounce <= 0 {
 		// It is also the quiet interval that keeps half-written files out.
 		return fmt.Errorf("--debounce %v: must be positive", *debounce)
+	}
+	// A zero or negative limit would switch the protection off (a timeout
+	// of 0 is none to net/http), so only positive values are taken.
+	for name, d := range map[string]time.Duration{
+		"--http-read-header-timeout": httpLim.ReadHeaderTimeout, "--http-read-timeout": httpLim.ReadTimeout,
+		"--http-write-timeout": httpLim.WriteTimeout, "--http-idle-timeout": httpLim.IdleTimeout,
+		"--decision-timeout": *timeout, "--shutdown-timeout": *shutdown,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s %v: must be positive", name, d)
+		}
+	}
+	if httpLim.MaxHeaderBytes <= 0 || *maxStreams == 0 || *maxStreams > math.MaxUint32 || *maxRecvSize <= 0 {
+		return errors.New("--http-max-header-bytes, --grpc-max-concurrent-streams and --grpc-max-recv-msg-size must be positive (streams at most 4294967295)")
 	}
 	ident := idf.config()
 	met := metrics.New()

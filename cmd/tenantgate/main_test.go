@@ -128,3 +128,18 @@ func TestHelp(t *testing.T) {
 		t.Errorf("serve without keys: exit %d %s", code, errs)
 	}
 }
+
+// TestServeRefusesLimitsThatSwitchProtectionOff: a zero or negative timeout
+// is "no timeout" to net/http; serve refuses it rather than run unprotected.
+func TestServeRefusesLimitsThatSwitchProtectionOff(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []string{"--http-read-header-timeout=-1s", "--debounce=0", "--decision-timeout=0", "--grpc-max-concurrent-streams=0", "--http-max-header-bytes=-1"} {
+		_, errs, code := runCLI(t, "serve", "--data", "../../data", "--policies", "../../policies", "--jwt-hs256-secret-file", secret, flag)
+		if code != 1 || !strings.Contains(errs, "must be positive") {
+			t.Errorf("%s: exit %d, %s", flag, code, errs)
+		}
+	}
+}
