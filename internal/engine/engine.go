@@ -85,6 +85,9 @@ type Engine struct {
 	reloads atomic.Uint64
 }
 
+// buildTimeout bounds one snapshot build (200,000 users take ~1.5 s).
+const buildTimeout = time.Minute
+
 // buildGCPercent is the GOGC in force while a snapshot is built.
 const buildGCPercent = 25
 
@@ -121,7 +124,11 @@ func (e *Engine) Reload(ctx context.Context) error {
 	// snapshot still serving. Collecting more often meanwhile keeps the peak
 	// RSS near what is kept, for a little more CPU during the build.
 	defer debug.SetGCPercent(debug.SetGCPercent(buildGCPercent))
-	s, err := Build(ctx, e.opts.Source, e.opts.Identity)
+	// A bound on the build, so a policy whose tables never finish
+	// evaluating fails the reload instead of holding the watcher forever.
+	bctx, cancel := context.WithTimeout(ctx, buildTimeout)
+	defer cancel()
+	s, err := Build(bctx, e.opts.Source, e.opts.Identity)
 	if err != nil && ctx.Err() != nil {
 		// Cancelled (the server is stopping): not a failed reload.
 		return err
