@@ -382,7 +382,11 @@ func serve(args []string, stderr io.Writer) error {
 // servingGCPercent is --gc-percent's default: $GOGC when it is a number,
 // else Go's default, 100.
 func servingGCPercent() int {
-	if n, err := strconv.Atoi(os.Getenv("GOGC")); err == nil {
+	env := os.Getenv("GOGC")
+	if env == "off" {
+		return -1 // as the runtime reads it
+	}
+	if n, err := strconv.Atoi(env); err == nil {
 		return n
 	}
 	return 100
