@@ -4,7 +4,12 @@
 // status-to-error mapping and the JSON body live here, once.
 package decision
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"iter"
+	"slices"
+	"strings"
+)
 
 // Reason codes of the authorization model (spec section 3). They double as
 // metric labels, as the x-tenantgate-reason header and as decision-log fields.
@@ -105,6 +110,33 @@ func (d Decision) Body() []byte {
 		Reason string `json:"reason"`
 	}{d.ErrorWord(), d.Reason}) // cannot fail: two strings
 	return b
+}
+
+// HeadersToRemove lists, for an allow, the request headers to strip before
+// the request goes upstream, lower-case: every header tenantgate may set
+// that this decision does not (whether or not the client's copy was shown
+// to us: a proxy may forward only some headers), and any other
+// x-tenantgate-* header among sent (the request's header names, any case)
+// that the decision does not set. Both front ends use it, so gRPC's
+// headers_to_remove and the HTTP mode's x-envoy-auth-headers-to-remove
+// always agree.
+func (d Decision) HeadersToRemove(sent iter.Seq[string]) []string {
+	out := make([]string, 0, len(HeaderNames))
+	for _, name := range HeaderNames {
+		if _, set := d.Header(name); !set {
+			out = append(out, name)
+		}
+	}
+	for name := range sent {
+		if len(name) < len(HeaderPrefix) || !strings.EqualFold(name[:len(HeaderPrefix)], HeaderPrefix) {
+			continue
+		}
+		lower := strings.ToLower(name)
+		if _, set := d.Header(lower); !set && !slices.Contains(out, lower) {
+			out = append(out, lower)
+		}
+	}
+	return out
 }
 
 // Header returns the value of the named header and whether it is present.

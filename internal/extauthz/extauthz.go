@@ -5,7 +5,6 @@ package extauthz
 
 import (
 	"context"
-	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -77,19 +76,21 @@ func header(h *authv3.AttributeContext_HttpRequest, name string) string {
 func Response(d decision.Decision, httpReq *authv3.AttributeContext_HttpRequest) *authv3.CheckResponse {
 	if d.Allowed {
 		ok := &authv3.OkHttpResponse{Headers: headerOptions(d.Headers, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)}
-		// tenantgate's own header names are always removed when not set,
-		// even if this CheckRequest did not show them (an Envoy configured
-		// with a narrow allowed_headers list does not send every header).
-		for _, name := range decision.HeaderNames {
-			if _, set := d.Header(name); !set {
-				ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+		// The request's header names, from `headers` and from `header_map`
+		// (sent instead when Envoy's encode_raw_headers is set); a literal
+		// here, so the iterator stays on the stack.
+		ok.HeadersToRemove = d.HeadersToRemove(func(yield func(string) bool) {
+			for k := range httpReq.GetHeaders() {
+				if !yield(k) {
+					return
+				}
 			}
-		}
-		for _, name := range clientTenantgateHeaders(httpReq) {
-			if _, set := d.Header(name); !set && !slices.Contains(decision.HeaderNames, name) {
-				ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+			for _, hv := range httpReq.GetHeaderMap().GetHeaders() {
+				if !yield(hv.GetKey()) {
+					return
+				}
 			}
-		}
+		})
 		return &authv3.CheckResponse{
 			Status:       &rpcstatus.Status{Code: int32(code.Code_OK)},
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
@@ -119,26 +120,6 @@ func headerOptions(hs []decision.Header, action corev3.HeaderValueOption_HeaderA
 		}
 	}
 	return out
-}
-
-// clientTenantgateHeaders lists the x-tenantgate-* header names the client sent.
-func clientTenantgateHeaders(h *authv3.AttributeContext_HttpRequest) []string {
-	var names []string
-	for k := range h.GetHeaders() {
-		if hasPrefixFold(k, decision.HeaderPrefix) {
-			names = append(names, strings.ToLower(k))
-		}
-	}
-	for _, hv := range h.GetHeaderMap().GetHeaders() {
-		if hasPrefixFold(hv.GetKey(), decision.HeaderPrefix) {
-			names = append(names, strings.ToLower(hv.GetKey()))
-		}
-	}
-	return names
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // grpcCode is the CheckResponse status for a deny: Envoy only looks at OK or

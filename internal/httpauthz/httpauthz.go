@@ -6,8 +6,8 @@
 package httpauthz
 
 import (
+	"maps"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/tenantgate/tenantgate/internal/decision"
@@ -108,21 +108,7 @@ func Write(w http.ResponseWriter, reqHeader http.Header, d decision.Decision) {
 	}
 	out.Set("Cache-Control", "no-store")
 	if d.Allowed {
-		// As over gRPC: every tenantgate header the decision did not set,
-		// whether or not this request showed it, and any other
-		// x-tenantgate-* header the client sent.
-		var remove []string
-		for _, name := range decision.HeaderNames {
-			if _, set := d.Header(name); !set {
-				remove = append(remove, name)
-			}
-		}
-		for name := range reqHeader {
-			lower := strings.ToLower(name)
-			if strings.HasPrefix(lower, decision.HeaderPrefix) && !slices.Contains(decision.HeaderNames, lower) {
-				remove = append(remove, lower)
-			}
-		}
+		remove := d.HeadersToRemove(maps.Keys(reqHeader))
 		if len(remove) > 0 {
 			out.Set(envoyHeadersToRemove, strings.Join(remove, ","))
 		}
