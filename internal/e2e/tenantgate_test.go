@@ -21,6 +21,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/server"
+	"github.com/tenantgate/tenantgate/internal/testdir"
 )
 
 // tenantgate is one real tenantgate, in process: real listeners on
@@ -31,29 +32,6 @@ type tenantgate struct {
 	grpcAddr string
 	httpAddr string
 	secret   string
-}
-
-// copyDir copies the regular files of src into a new temp dir.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatalf("copy %s: %v", src, err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
 }
 
 // startTenantgate serves ../../data and ../../policies with server.Run on
@@ -67,7 +45,7 @@ func startTenantgate(t *testing.T) *tenantgate {
 	ident := identity.Config{HS256SecretFile: tg.secret, Leeway: 60 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	met := metrics.New()
-	dirs := engine.Dirs{Data: copyDir(t, "../../data"), Policies: copyDir(t, "../../policies")}
+	dirs := engine.Dirs{Data: testdir.Copy(t, "../../data"), Policies: testdir.Copy(t, "../../policies")}
 	// A generous decision deadline: the machine may be loaded, and this
 	// test is about the proxies, not about the deadline.
 	eng := engine.New(engine.Options{Source: dirs, Identity: &ident, Logger: log, Observer: met, Timeout: 2 * time.Second})

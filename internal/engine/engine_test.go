@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/testdir"
 )
 
 func testEngine(tb testing.TB, opts ...func(*Options)) (*Engine, string) {
@@ -81,33 +82,10 @@ func TestNoSnapshotFailsClosed(t *testing.T) {
 	}
 }
 
-// copyTree copies the regular files of src into a new temp dir.
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, en := range entries {
-		if en.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, en.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, en.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
-
 // TestSwap: a good reload publishes a new snapshot (and a new, empty
 // decision cache: no stale answer survives it); a bad one keeps the old.
 func TestSwap(t *testing.T) {
-	data := copyTree(t, "../../data")
+	data := testdir.Copy(t, "../../data")
 	e, secret := testEngine(t, func(o *Options) { o.Source = Dirs{Data: data, Policies: "../../policies"} })
 	req := &Request{Method: "GET", Path: "/api/v1/customers/contoso/locations/branch-1/vbr-jobs", Authorization: mustToken(t, secret, "bob@contoso.example")}
 	ctx := context.Background()

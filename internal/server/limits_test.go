@@ -23,6 +23,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/metrics"
+	"github.com/tenantgate/tenantgate/internal/testdir"
 )
 
 // Limits of issue 5, item 4.
@@ -33,7 +34,7 @@ import (
 // hundred is a decision of some milliseconds.
 func slowPolicies(t *testing.T, n int) string {
 	t.Helper()
-	dir := copyDir(t, "../../policies")
+	dir := testdir.Copy(t, "../../policies")
 	authz := filepath.Join(dir, "authz.rego")
 	src := readFile(t, authz)
 	const first = "reason := \"bad_path\" if {\n\tnot path_is_valid\n}"

@@ -25,6 +25,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/settle"
+	"github.com/tenantgate/tenantgate/internal/testdir"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
 )
 
@@ -43,30 +44,6 @@ type harness struct {
 	policies string
 	logs     *logBuffer // the server's log, unless serveOpts.logger was set
 	met      *metrics.Metrics
-}
-
-// copyDir copies the regular files of src into a new temp dir, so a test
-// can edit its data without touching the repository's.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
 }
 
 // serveOpts varies what a test server needs beyond the demo: its own data
@@ -94,10 +71,10 @@ func start(t *testing.T) *harness { return launch(t, serveOpts{}) }
 func launch(t *testing.T, o serveOpts) *harness {
 	t.Helper()
 	if o.dataDir == "" {
-		o.dataDir = copyDir(t, "../../data")
+		o.dataDir = testdir.Copy(t, "../../data")
 	}
 	if o.policies == "" {
-		o.policies = copyDir(t, "../../policies")
+		o.policies = testdir.Copy(t, "../../policies")
 	}
 	o.timeout = cmp.Or(o.timeout, time.Second)
 	o.grpcAddr = cmp.Or(o.grpcAddr, "127.0.0.1:0")

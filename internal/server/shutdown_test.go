@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/testdir"
 )
 
 // buildBinary builds cmd/tenantgate into a temp dir: the shutdown test
@@ -104,7 +105,7 @@ func TestGracefulShutdown(t *testing.T) {
 	grpcSock, httpSock := filepath.Join(dir, "grpc.sock"), filepath.Join(dir, "http.sock")
 	var logs logBuffer
 	proc := exec.Command(bin, "serve",
-		"--data", copyDir(t, "../../data"), "--policies", slowPolicies(t, 300),
+		"--data", testdir.Copy(t, "../../data"), "--policies", slowPolicies(t, 300),
 		"--jwt-hs256-secret-file", secret,
 		"--grpc-addr", "unix://"+grpcSock, "--http-addr", "unix://"+httpSock,
 		"--decision-timeout", "20s", "--shutdown-delay", "500ms", "--shutdown-timeout", "8s",
