@@ -82,13 +82,13 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 				input.Insert(kNamedUser, ast.NewTerm(ast.NewObject(
 					ast.Item(kID, ast.StringTerm(nu.ID)),
 					ast.Item(kRole, ast.StringTerm(nu.Role)),
-					ast.Item(kCustomer, s.customers[nu.Customer]),
+					ast.Item(kCustomer, customerTerm(s.Data.Customers[nu.Customer])),
 				)))
 			}
 		}
 		input.Insert(kRoute, ast.NewTerm(r))
-		if t := s.customers[rt.Customer]; t != nil {
-			input.Insert(kTarget, t)
+		if c := s.Data.Customers[rt.Customer]; c != nil {
+			input.Insert(kTarget, customerTerm(c))
 		}
 	}
 
@@ -101,7 +101,7 @@ func (s *Snapshot) userTerm(u *tenant.User) *ast.Term {
 		ast.Item(kID, ast.StringTerm(u.ID)),
 		ast.Item(kRole, ast.StringTerm(u.Role)),
 		ast.Item(kDisabled, ast.BooleanTerm(u.Disabled)),
-		ast.Item(kCustomer, s.customers[u.Customer]),
+		ast.Item(kCustomer, customerTerm(s.Data.Customers[u.Customer])),
 	)
 	if len(u.Locations) > 0 {
 		o.Insert(kLocations, stringArray(u.Locations))
@@ -112,10 +112,16 @@ func (s *Snapshot) userTerm(u *tenant.User) *ast.Term {
 	return ast.NewTerm(o)
 }
 
-// customerTerm is built once per customer per snapshot and shared by every
-// input that mentions the customer (as the user's, the target or a named
-// user's): it is never mutated.
+// customerTerm is built per request, not once per snapshot: prebuilt terms
+// for 20,000 customers were ~480,000 small pointer-rich objects that the
+// collector marked on every cycle (a third of its work at that size), for a
+// saving of a few allocations on a decision-cache miss. A user's customer
+// always exists in validated data; nil (which cannot happen) gives a null,
+// which every check of the policy treats as absent.
 func customerTerm(c *tenant.Customer) *ast.Term {
+	if c == nil {
+		return ast.NullTerm()
+	}
 	return ast.NewTerm(ast.NewObject(
 		ast.Item(kID, ast.StringTerm(c.ID)),
 		ast.Item(kType, ast.StringTerm(c.Type)),

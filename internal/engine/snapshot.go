@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/policy"
 	"github.com/tenantgate/tenantgate/internal/tenant"
@@ -38,8 +36,7 @@ type Snapshot struct {
 	Built    time.Time // when it was built
 	Files    []string  // every file it was built from
 
-	customers map[string]*ast.Term // per customer: {id, type, lineage, suspended}, built once
-	cache     *decisionCache       // set by Engine.Reload before publishing; nil: no caching
+	cache *decisionCache // set by Engine.Reload before publishing; nil: no caching
 }
 
 // Build reads the sources and builds a snapshot; it does not publish it.
@@ -61,14 +58,10 @@ func Build(ctx context.Context, src Source, ident *identity.Config) (*Snapshot, 
 		}
 	}
 	s := &Snapshot{
-		Data:      data,
-		Policy:    pol,
-		Verifier:  ver,
-		Built:     time.Now(),
-		customers: make(map[string]*ast.Term, len(data.Customers)),
-	}
-	for id, c := range data.Customers {
-		s.customers[id] = customerTerm(c)
+		Data:     data,
+		Policy:   pol,
+		Verifier: ver,
+		Built:    time.Now(),
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "data:%s\npolicy:%s\n", data.Digest, pol.Digest())

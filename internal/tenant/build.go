@@ -69,6 +69,11 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 		}
 	}
 
+	// The customers move into the arena before the users are checked, so
+	// that a user's customer and locations are shared with the moved copies.
+	var a arena
+	compactCustomers(d, customers, &a)
+
 	owners := make(map[string]*User)
 	var locSets map[*Customer]map[string]int
 	for _, r := range users {
@@ -99,11 +104,36 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	deriveLineage(d, customers)
+	deriveLineage(d, customers, &a)
+	d.Users = make(map[string]*User, len(users))
 	for _, r := range users {
-		r.u.Locations = sortedSet(r.u.Locations)
+		u := r.u
+		u.ID = a.str(u.ID)
+		u.Locations = a.clone(sortedSet(u.Locations))
+		u.Computers = a.strs(u.Computers)
+		d.Users[u.ID] = u // keyed by the moved id, so the parser's copy is garbage
 	}
 	return d, nil
+}
+
+// compactCustomers moves each customer's strings and lists into a, and
+// rebuilds d.Customers keyed by the moved ids (a map keeps its keys alive).
+// Parents are re-pointed at the moved ids; they may still name a customer
+// that does not exist, which the caller has already reported.
+func compactCustomers(d *Data, customers []customerRef, a *arena) {
+	d.Customers = make(map[string]*Customer, len(customers))
+	for _, r := range customers {
+		c := r.c
+		c.ID = a.str(c.ID)
+		c.Name = a.str(c.Name)
+		c.Locations = a.strs(c.Locations)
+		d.Customers[c.ID] = c
+	}
+	for _, r := range customers {
+		if p := d.Customers[r.c.Parent]; p != nil {
+			r.c.Parent = p.ID
+		}
+	}
 }
 
 type customerRef struct {
@@ -171,7 +201,7 @@ func checkUserLocations(errs Errors, u *User, lines []int, c *Customer, sets *ma
 // rank: visiting customers in rank order therefore meets every parent before
 // its children, so each lineage is its parent's plus one id, computed once,
 // O(n) overall and without recursion.
-func deriveLineage(d *Data, customers []customerRef) {
+func deriveLineage(d *Data, customers []customerRef, a *arena) {
 	for rank := 1; rank <= len(Types); rank++ {
 		for _, r := range customers {
 			c := r.c
@@ -186,13 +216,13 @@ func deriveLineage(d *Data, customers []customerRef) {
 			if parent != nil {
 				up, upSuspended = parent.Lineage, parent.Suspended
 			}
-			c.Lineage = make([]string, 1, 1+len(up))
+			c.Lineage = a.list(1 + len(up))
 			c.Lineage[0] = c.ID
-			c.Lineage = append(c.Lineage, up...)
+			copy(c.Lineage[1:], up)
 			if c.Disabled {
-				c.Suspended = make([]string, 1, 1+len(upSuspended))
+				c.Suspended = a.list(1 + len(upSuspended))
 				c.Suspended[0] = c.ID
-				c.Suspended = append(c.Suspended, upSuspended...)
+				copy(c.Suspended[1:], upSuspended)
 			} else {
 				// Shared with the parent: Data is immutable, and the cap is
 				// clipped so an append by a reader could not write into it.
