@@ -120,7 +120,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// A build allocates several times what it keeps (the YAML node trees:
-	// ~480 MB allocated for ~63 MB kept at 200,000 users), beside the
+	// ~480 MB allocated for ~44 MB kept at 200,000 users), beside the
 	// snapshot still serving. Collecting more often meanwhile keeps the peak
 	// RSS near what is kept, for a little more CPU during the build.
 	defer debug.SetGCPercent(debug.SetGCPercent(buildGCPercent))
