@@ -266,6 +266,7 @@ func serve(args []string, stderr io.Writer) error {
 		dirs        engine.Dirs
 		grpcAddr    = fs.String("grpc-addr", "127.0.0.1:9191", "gRPC ext_authz address: host:port or unix:///path")
 		httpAddr    = fs.String("http-addr", "127.0.0.1:8181", "HTTP mode and admin address: host:port or unix:///path (keep it reachable by the proxy only)")
+		adminAddr   = fs.String("admin-addr", "", "optional plain-HTTP address serving only /healthz, /readyz, /metrics and /v1/status (never TLS, never decisions): for kubelet probes and scrapers that cannot reach loopback or present a client certificate; empty: off")
 		timeout     = fs.Duration("decision-timeout", 100*time.Millisecond, "deadline for one decision; an overrun denies with 503 internal_error")
 		debounce    = fs.Duration("debounce", 100*time.Millisecond, "how long file changes must settle before a reload")
 		shutdown    = fs.Duration("shutdown-timeout", 8*time.Second, "how long in-flight checks may take to finish on SIGTERM")
@@ -359,6 +360,7 @@ func serve(args []string, stderr io.Writer) error {
 	err = server.Run(ctx, server.Config{
 		GRPCAddr:             *grpcAddr,
 		HTTPAddr:             *httpAddr,
+		AdminAddr:            *adminAddr,
 		TLS:                  tlsFiles,
 		Engine:               eng,
 		Metrics:              met,

@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +23,7 @@ func serve(t *testing.T, eng *engine.Engine, src engine.Source) {
 			GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 			Engine: eng, Logger: quietLogger(),
 			Watch: src.Watched(), Debounce: 20 * time.Millisecond,
-			Ready: func(net.Addr, net.Addr) { close(ready) },
+			Ready: func(server.Addrs) { close(ready) },
 		})
 	}()
 	select {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -269,6 +270,34 @@ func TestKubernetesExamples(t *testing.T) {
 		}
 		if h, _, _ := net.SplitHostPort(flags["http-addr"]); flags["http-addr"] != "" && h != "127.0.0.1" {
 			t.Errorf("--http-addr %s: want loopback", flags["http-addr"])
+		}
+		// Every probe reaches the admin listener (the kubelet calls the pod
+		// IP, and the decision listeners are on loopback) on a path it serves.
+		_, adminPort, err := net.SplitHostPort(flags["admin-addr"])
+		if err != nil {
+			t.Fatalf("--admin-addr %q: %v (the probes need it)", flags["admin-addr"], err)
+		}
+		portNumber := func(p any) string {
+			if n, ok := p.(int); ok {
+				return strconv.Itoa(n)
+			}
+			for _, cp := range list(tg, "ports") {
+				if str(cp, "name") == p {
+					n, _ := get(cp, "containerPort").(int)
+					return strconv.Itoa(n)
+				}
+			}
+			return fmt.Sprint(p)
+		}
+		for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz", "startupProbe": "/readyz"} {
+			hg := get(tg, probe, "httpGet")
+			if hg == nil {
+				t.Errorf("the tenantgate container has no %s.httpGet", probe)
+				continue
+			}
+			if got := portNumber(get(hg, "port")); got != adminPort || str(hg, "path") != path {
+				t.Errorf("%s: GET %s on port %s, want %s on the --admin-addr port %s", probe, str(hg, "path"), got, path, adminPort)
+			}
 		}
 
 		// The provider's service is a ServiceEntry host resolving to the

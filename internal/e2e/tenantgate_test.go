@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +56,7 @@ func startTenantgate(t *testing.T) *tenantgate {
 			GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 			Engine: eng, Metrics: met, Logger: log,
 			Watch: append(dirs.Watched(), tg.secret), Debounce: 20 * time.Millisecond,
-			Ready: func(g, h net.Addr) { ready <- [2]string{g.String(), h.String()} },
+			Ready: func(a server.Addrs) { ready <- [2]string{a.GRPC.String(), a.HTTP.String()} },
 		})
 	}()
 	select {

@@ -38,9 +38,14 @@ import (
 type Config struct {
 	GRPCAddr string // host:port, or unix:///path
 	HTTPAddr string // host:port, or unix:///path
-	Engine   *engine.Engine
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
+	// AdminAddr, when set, is a third listener, always plain HTTP, serving
+	// only /healthz, /readyz, /metrics and /v1/status: no decisions. It is
+	// for what cannot present a client certificate or reach loopback (the
+	// kubelet's probes, a Prometheus scraper). "": none.
+	AdminAddr string
+	Engine    *engine.Engine
+	Metrics   *metrics.Metrics
+	Logger    *slog.Logger
 
 	// TLS, when set, serves both listeners over TLS (mutual TLS when it has
 	// a client CA); its files are watched and reloaded. nil: plaintext.
@@ -71,9 +76,14 @@ type Config struct {
 	// key (`tenantgate serve` adds "decision_log").
 	StatusSections map[string]func() any
 
-	// Ready, when set, is called with the bound addresses once both
-	// listeners accept connections (tests bind port 0 and read them here).
-	Ready func(grpcAddr, httpAddr net.Addr)
+	// Ready, when set, is called with the bound addresses once every
+	// listener accepts connections (tests bind port 0 and read them here).
+	Ready func(Addrs)
+}
+
+// Addrs are the bound listener addresses; Admin is nil without AdminAddr.
+type Addrs struct {
+	GRPC, HTTP, Admin net.Addr
 }
 
 // HTTPLimits bound what one HTTP client can hold: a slow or stalled client
@@ -150,8 +160,31 @@ func Run(ctx context.Context, cfg Config) error {
 
 func (s *Server) serve(ctx context.Context) error {
 	log := s.cfg.Logger
+	// Listeners first: a port in use is the likeliest start-up failure, and
+	// failing before the watchers exist leaves nothing open behind.
+	var lis []net.Listener
+	closeAll := func() {
+		for _, l := range lis {
+			l.Close()
+		}
+	}
+	for _, l := range []struct{ name, addr string }{{"grpc", s.cfg.GRPCAddr}, {"http", s.cfg.HTTPAddr}, {"admin", s.cfg.AdminAddr}} {
+		if l.addr == "" && l.name == "admin" {
+			lis = append(lis, nil)
+			continue
+		}
+		ln, err := Listen(l.addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s listener: %w", l.name, err)
+		}
+		lis = append(lis, ln)
+	}
+	grpcLis, httpLis, adminLis := lis[0], lis[1], lis[2]
+
 	w, err := watch.New(s.cfg.Watch, s.cfg.Debounce, log)
 	if err != nil {
+		closeAll()
 		return fmt.Errorf("watch: %w", err)
 	}
 	var tlsWatch *watch.Watcher
@@ -159,18 +192,10 @@ func (s *Server) serve(ctx context.Context) error {
 		// The certificate files have their own watcher: a rotation must not
 		// rebuild the policy snapshot, nor a data edit re-read the keys.
 		if tlsWatch, err = watch.New(s.cfg.TLS.Files().Paths(), s.cfg.Debounce, log); err != nil {
+			w.Close()
+			closeAll()
 			return fmt.Errorf("watch TLS files: %w", err)
 		}
-	}
-
-	grpcLis, err := Listen(s.cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("grpc listener: %w", err)
-	}
-	httpLis, err := Listen(s.cfg.HTTPAddr)
-	if err != nil {
-		grpcLis.Close()
-		return fmt.Errorf("http listener: %w", err)
 	}
 
 	grpcOpts := []grpc.ServerOption{
@@ -203,9 +228,21 @@ func (s *Server) serve(ctx context.Context) error {
 		// Served with ServeTLS, not a tls.NewListener, so HTTP/2 is offered too.
 		hs.TLSConfig = s.cfg.TLS.ServerConfig("h2", "http/1.1")
 	}
+	var admin *http.Server
+	if adminLis != nil {
+		admin = &http.Server{
+			Handler:           s.mux(),
+			ReadHeaderTimeout: lim.ReadHeaderTimeout,
+			ReadTimeout:       lim.ReadTimeout,
+			WriteTimeout:      lim.WriteTimeout,
+			IdleTimeout:       lim.IdleTimeout,
+			MaxHeaderBytes:    lim.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	wg.Go(func() {
@@ -233,10 +270,20 @@ func (s *Server) serve(ctx context.Context) error {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
-	log.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"revision", s.cfg.Engine.Snapshot().Revision, "tls", s.cfg.TLS != nil)
+	addrs := Addrs{GRPC: grpcLis.Addr(), HTTP: httpLis.Addr()}
+	logArgs := []any{"grpc", addrs.GRPC.String(), "http", addrs.HTTP.String()}
+	if admin != nil {
+		addrs.Admin = adminLis.Addr()
+		logArgs = append(logArgs, "admin", addrs.Admin.String())
+		wg.Go(func() {
+			if err := admin.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin http: %w", err)
+			}
+		})
+	}
+	log.Info("serving", append(logArgs, "revision", s.cfg.Engine.Snapshot().Revision, "tls", s.cfg.TLS != nil)...)
 	if s.cfg.Ready != nil {
-		s.cfg.Ready(grpcLis.Addr(), httpLis.Addr())
+		s.cfg.Ready(addrs)
 	}
 
 	var runErr error
@@ -254,6 +301,9 @@ func (s *Server) serve(ctx context.Context) error {
 	if d := s.cfg.ShutdownDelay; d > 0 && runErr == nil {
 		log.Info("stopping: health NOT_SERVING, still answering while proxies notice", "delay", d)
 		hs.SetKeepAlivesEnabled(false) // answers say Connection: close
+		if admin != nil {
+			admin.SetKeepAlivesEnabled(false)
+		}
 		time.Sleep(d)
 	}
 	s.endWatches() // health Watch streams would hold GracefulStop open
@@ -265,9 +315,14 @@ func (s *Server) serve(ctx context.Context) error {
 		gs.GracefulStop()
 		close(done)
 	}()
-	if err := hs.Shutdown(shutCtx); err != nil {
-		log.Warn("stopping: HTTP requests still running at the shutdown timeout; closing them")
-		hs.Close()
+	for _, h := range []*http.Server{hs, admin} {
+		if h == nil {
+			continue
+		}
+		if err := h.Shutdown(shutCtx); err != nil {
+			log.Warn("stopping: HTTP requests still running at the shutdown timeout; closing them")
+			h.Close()
+		}
 	}
 	select {
 	case <-done:

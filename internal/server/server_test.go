@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,15 +30,16 @@ import (
 
 // harness is one real tenantgate: real listeners on loopback, real files.
 type harness struct {
-	t        *testing.T
-	grpcAddr string
-	httpAddr string
-	secret   string
-	dataDir  string
-	conn     *grpc.ClientConn
-	client   authv3.AuthorizationClient
-	engine   *engine.Engine
-	stop     func()
+	t         *testing.T
+	grpcAddr  string
+	httpAddr  string
+	adminAddr string // "" without serveOpts.config setting AdminAddr
+	secret    string
+	dataDir   string
+	conn      *grpc.ClientConn
+	client    authv3.AuthorizationClient
+	engine    *engine.Engine
+	stop      func()
 
 	policies string
 	logs     *logBuffer // the server's log, unless serveOpts.logger was set
@@ -109,14 +109,17 @@ func launch(t *testing.T, o serveOpts) *harness {
 	if o.config != nil {
 		o.config(&cfg)
 	}
-	ready := make(chan [2]string, 1)
-	cfg.Ready = func(g, hh net.Addr) { ready <- [2]string{g.String(), hh.String()} }
+	ready := make(chan Addrs, 1)
+	cfg.Ready = func(a Addrs) { ready <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg) }()
 	select {
 	case a := <-ready:
-		h.grpcAddr, h.httpAddr = a[0], a[1]
+		h.grpcAddr, h.httpAddr = a.GRPC.String(), a.HTTP.String()
+		if a.Admin != nil {
+			h.adminAddr = a.Admin.String()
+		}
 	case err := <-done:
 		t.Fatalf("server exited: %v", err)
 	case <-time.After(30 * time.Second):

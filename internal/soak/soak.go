@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,7 +163,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 			Engine: eng, Logger: opts.Logger,
 			Watch: append(dirs.Watched(), secret), Debounce: opts.Debounce,
-			Ready: func(g, _ net.Addr) { ready <- g.String() },
+			Ready: func(a server.Addrs) { ready <- a.GRPC.String() },
 		})
 	}()
 	var grpcAddr string

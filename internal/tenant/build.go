@@ -51,9 +51,6 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 			continue
 		}
 		p, ok := d.Customers[c.Parent]
-		if ok {
-			c.Parent = p.ID // the parser's copy becomes garbage
-		}
 		switch {
 		case !ok:
 			errs = append(errs, &FieldError{File: c.File, Line: r.meta.parentLine, Kind: "customer", ID: c.ID, Field: "parent",

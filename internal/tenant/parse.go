@@ -15,10 +15,9 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// parsedFile is one file's contribution (or one chunk's, see chunk.go): its
-// customers and users as declared, the line numbers the cross-file checks
-// need, and the errors found inside the file alone. It lives only for one
-// Load.
+// parsedFile is one file's contribution: its customers and users as
+// declared, the line numbers the cross-file checks need, and the errors found
+// inside the file alone. It lives only for one Load.
 type parsedFile struct {
 	name       string
 	lineOffset int        // added to a node's line: where a chunk starts in its file

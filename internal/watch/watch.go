@@ -230,6 +230,10 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 	}
 }
 
+// Close releases a Watcher that will not be Run (Run releases its own when
+// it returns): a server that fails to start after creating one.
+func (w *Watcher) Close() { w.close() }
+
 // close releases the fsnotify watcher and waits for the error goroutine, so
 // nothing logs after Run has returned.
 func (w *Watcher) close() {
