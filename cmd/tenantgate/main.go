@@ -133,6 +133,17 @@ func (f *identityFlags) config() identity.Config {
 	}
 }
 
+// warnings names the configurations that work but accept more tokens than an
+// operator likely means to. An identity provider's keys (a JWKS) sign tokens
+// for every application it serves; without an audience check, a token issued
+// for another of them is accepted here. (A secret file is this portal's own.)
+func (f *identityFlags) warnings() []string {
+	if f.jwksFile != "" && f.audience == "" {
+		return []string{"--jwks-file without --jwt-audience: a token these keys signed for any application is accepted; set --jwt-audience to this portal's audience"}
+	}
+	return nil
+}
+
 func (f *identityFlags) files() []string {
 	var out []string
 	for _, p := range []string{f.secretFile, f.jwksFile} {
@@ -327,6 +338,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if httpLim.MaxHeaderBytes <= 0 || *maxStreams == 0 || *maxStreams > math.MaxUint32 || *maxRecvSize <= 0 {
 		return errors.New("--http-max-header-bytes, --grpc-max-concurrent-streams and --grpc-max-recv-msg-size must be positive (streams at most 4294967295)")
+	}
+	for _, w := range idf.warnings() {
+		log.Warn(w)
 	}
 	ident := idf.config()
 	met := metrics.New()

@@ -143,3 +143,32 @@ func TestServeRefusesLimitsThatSwitchProtectionOff(t *testing.T) {
 		}
 	}
 }
+
+// TestServeWarnsOnJWKSWithoutAudience: an identity provider's keys sign
+// tokens for every application it serves, so serving with them but no
+// audience check is called out at start. (The missing certificate then
+// stops the start, after the warning.)
+func TestServeWarnsOnJWKSWithoutAudience(t *testing.T) {
+	stop := []string{"--tls-cert-file", filepath.Join(t.TempDir(), "missing.crt"), "--tls-key-file", filepath.Join(t.TempDir(), "missing.key")}
+	const warning = "--jwks-file without --jwt-audience"
+	for _, tc := range []struct {
+		name string
+		args []string
+		warn bool
+	}{
+		{"jwks, no audience", []string{"--jwks-file", "jwks.json"}, true},
+		{"jwks and audience", []string{"--jwks-file", "jwks.json", "--jwt-audience", "portal"}, false},
+		{"secret, no audience", []string{"--jwt-hs256-secret-file", "s"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"serve", "--data", "../../data", "--policies", "../../policies"}, tc.args...), stop...)
+			_, errs, code := runCLI(t, args...)
+			if code != 1 || !strings.Contains(errs, "missing.crt") {
+				t.Fatalf("exit %d, stderr %s: want the start stopped by the missing certificate", code, errs)
+			}
+			if got := strings.Contains(errs, warning); got != tc.warn {
+				t.Errorf("warned %t, want %t; stderr:\n%s", got, tc.warn, errs)
+			}
+		})
+	}
+}

@@ -341,6 +341,12 @@ func (l *Log) openFile() error {
 		f.Close()
 		return fmt.Errorf("decision log: %s: %w", l.path, err)
 	}
+	if perm := st.Mode().Perm(); perm&0o007 != 0 && !os.SameFile(st, l.fileInfo) {
+		// An existing file keeps its mode (O_CREATE's applies to a new one
+		// only); say so once per file rather than change an operator's choice.
+		l.opts.Logger.Warn("decision log file is readable or writable by every local user; it names users and tenants",
+			"file", l.path, "mode", perm.String(), "fix", "chmod o-rwx "+l.path)
+	}
 	l.file, l.fileInfo, l.out = f, st, f
 	return nil
 }

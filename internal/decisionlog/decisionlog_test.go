@@ -475,3 +475,39 @@ func BenchmarkObserveDecision(b *testing.B) {
 	})
 	b.ReportMetric(float64(l.Dropped())/float64(b.N), "dropped/op")
 }
+
+// TestOpenWarnsOnAWorldReadableFile: an existing file keeps its mode, so a
+// log file every local user can read is called out, once, and still used.
+func TestOpenWarnsOnAWorldReadableFile(t *testing.T) {
+	for _, tc := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o644, true}, {0o606, true}, {0o640, false}, {0o600, false}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "d.log")
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil { // not subject to the umask
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			l, err := decisionlog.Open(path, decisionlog.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, res := engine.Request{Method: "GET", Path: "/x"}, allow("u", "c")
+			l.ObserveDecision(&req, &res, 0)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			warned := strings.Count(logs.String(), "readable or writable by every local user")
+			if tc.warn && (warned != 1 || !strings.Contains(logs.String(), "chmod o-rwx")) || !tc.warn && warned != 0 {
+				t.Errorf("mode %v: warned %d times, want %t; log:\n%s", tc.mode, warned, tc.warn, logs.String())
+			}
+			if lines := readLines(t, path); len(lines) != 1 {
+				t.Errorf("the file got %d lines, want the decision written anyway", len(lines))
+			}
+		})
+	}
+}
