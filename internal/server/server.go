@@ -447,7 +447,7 @@ func Listen(addr string) (net.Listener, error) {
 		// After bind, not before: the socket is created with the umask's
 		// mode (0755 with the usual 022: owner only), so it never allows
 		// more than SocketMode in between.
-		if err := os.Chmod(path, SocketMode); err != nil {
+		if err := chmodSocket(path, SocketMode); err != nil {
 			lis.Close()
 			return nil, fmt.Errorf("%s: %w", addr, err)
 		}
