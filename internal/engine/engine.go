@@ -152,6 +152,12 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	e.current.Store(s)
 	e.lastErr.Store(nil)
+	// Hand the build's garbage back to the OS now rather than when the
+	// scavenger gets to it: the RSS would otherwise stay near the build's
+	// peak (at 200,000 users: 194 MiB after start-up instead of 79 MiB),
+	// and the next reload's peak would come on top of it. One full
+	// collection per reload, on this goroutine; requests keep being served.
+	debug.FreeOSMemory()
 	e.opts.Logger.Info("snapshot loaded", "revision", s.Revision,
 		"customers", len(s.Data.Customers), "users", len(s.Data.Users), "files", len(s.Files))
 	return err

@@ -16,10 +16,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -147,6 +149,13 @@ type target struct {
 	runs    []measured    // as fast as it answers, one per round
 	atRate  []measured    // at half the no-op's maximum rate, one per round
 	rss     int64         // peak RSS, bytes
+	// A tenantgate's own data directory (a reload of one must not make the
+	// other rebuild on the same core), its HTTP address, and what one reload
+	// after the rounds cost: the time from the edit to the new revision in
+	// /v1/status, and the peak RSS after it.
+	dataDir, httpAddr string
+	reload            time.Duration
+	rssReload         int64
 }
 
 // measured is one ghz run.
@@ -228,8 +237,7 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 	if err != nil {
 		return nil, err
 	}
-	dataDir := filepath.Join(dir, "data")
-	if err := d.WriteDir(dataDir); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	secret := filepath.Join(dir, "hs256.secret")
@@ -278,6 +286,10 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 		variants = append(variants, variant{"tenantgate, cache off", []string{"--decision-cache-size", "-1"}})
 	}
 	for i, v := range variants {
+		dataDir := filepath.Join(dir, fmt.Sprintf("data-%d", i))
+		if err := d.WriteDir(dataDir); err != nil {
+			return nil, err
+		}
 		grpcAddr, err := freeAddr()
 		if err != nil {
 			return nil, err
@@ -293,7 +305,7 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 		if err != nil {
 			return nil, err
 		}
-		t := &target{name: v.name, srv: srv}
+		t := &target{name: v.name, srv: srv, dataDir: dataDir, httpAddr: httpAddr}
 		res.targets = append(res.targets, t)
 		// Generous: the large tree loads on one pinned core.
 		if err := srv.waitReady(ctx, 3*time.Minute, httpReady("http://"+httpAddr+"/readyz")); err != nil {
@@ -375,7 +387,67 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 			return nil, err
 		}
 	}
+	for _, t := range res.targets[1:] {
+		if t.reload, err = reloadOnce(ctx, t.dataDir, "http://"+t.httpAddr+"/v1/status"); err != nil {
+			return nil, fmt.Errorf("%s: reload: %w", t.name, err)
+		}
+		if t.rssReload, err = peakRSS(t.srv.pid()); err != nil {
+			return nil, err
+		}
+		logf("%s: %s reloaded in %.2fs; peak RSS %.0f MiB before, %.0f MiB after", size.Name, t.name, t.reload.Seconds(),
+			float64(t.rss)/(1<<20), float64(t.rssReload)/(1<<20))
+	}
 	return res, nil
+}
+
+// reloadOnce edits the first data file (a comment appended: the data is the
+// same, its digest is not) and returns how long the server took to serve a
+// new revision, as /v1/status shows it: the debounce included, as an
+// operator sees it.
+func reloadOnce(ctx context.Context, dataDir, statusURL string) (time.Duration, error) {
+	revision := func() (string, error) {
+		resp, err := http.Get(statusURL)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Revision string `json:"revision"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			return "", fmt.Errorf("%s: %w", statusURL, err)
+		}
+		return st.Revision, nil
+	}
+	before, err := revision()
+	if err != nil {
+		return 0, err
+	}
+	files, err := filepath.Glob(filepath.Join(dataDir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return 0, fmt.Errorf("no data file in %s (%v)", dataDir, err)
+	}
+	f, err := os.OpenFile(files[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if _, err := f.WriteString("# edited by loadbench to measure a reload\n"); err != nil {
+		f.Close()
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	for deadline := start.Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if rev, err := revision(); err == nil && rev != before {
+			return time.Since(start), nil
+		}
+	}
+	return 0, fmt.Errorf("revision still %s 3 minutes after editing %s", before, files[0])
 }
 
 // writeSecret writes a fresh random HS256 secret.

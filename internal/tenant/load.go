@@ -84,9 +84,13 @@ func Load(files []File) (*Data, error) {
 	}
 	files = uniq
 
+	// The digest first, so that each file's bytes can be dropped as soon as
+	// it is parsed: a reload holds them beside the snapshot still serving.
+	sum := digest(files)
 	parsed := make([]*parsedFile, len(files))
 	for i, f := range files {
 		parsed[i] = parseFile(f.Name, f.Content)
+		files[i].Content = nil // files is this function's own copy
 	}
 	d, errs := build(parsed, errs)
 	if len(errs) > 0 {
@@ -99,7 +103,7 @@ func Load(files []File) (*Data, error) {
 		return nil, errs
 	}
 	d.Files = names
-	d.Digest = digest(files)
+	d.Digest = sum
 	return d, nil
 }
 
