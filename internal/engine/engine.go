@@ -170,6 +170,7 @@ func (e *Engine) Snapshot() *Snapshot { return e.current.Load() }
 type Status struct {
 	Revision    string    `json:"revision"`
 	LoadedAt    time.Time `json:"loaded_at,omitzero"`
+	BuildTime   float64   `json:"build_seconds"` // how long the snapshot in force took to build
 	Files       []string  `json:"files"`
 	Customers   int       `json:"customers"`
 	Users       int       `json:"users"`
@@ -187,6 +188,7 @@ func (e *Engine) Status() Status {
 		st.Ready = true
 		st.Revision = s.Revision
 		st.LoadedAt = s.Built
+		st.BuildTime = s.BuildTime.Seconds()
 		st.Files = s.Files
 		st.Customers = len(s.Data.Customers)
 		st.Users = len(s.Data.Users)

@@ -34,7 +34,10 @@ type Snapshot struct {
 	Verifier *identity.Verifier
 	Revision string    // short hex digest over the data and policies (keys are not part of it)
 	Built    time.Time // when it was built
-	Files    []string  // every file it was built from
+	// BuildTime is how long Build took: read, parse, validate and index the
+	// data, compile the policies, load the keys.
+	BuildTime time.Duration
+	Files     []string // every file it was built from
 
 	cache *decisionCache // set by Engine.Reload before publishing; nil: no caching
 }
@@ -43,6 +46,7 @@ type Snapshot struct {
 // With ident nil the snapshot has no verifier: every token is rejected
 // (`tenantgate check` decides for a named user instead).
 func Build(ctx context.Context, src Source, ident *identity.Config) (*Snapshot, error) {
+	start := time.Now()
 	data, modules, err := src.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -70,6 +74,7 @@ func Build(ctx context.Context, src Source, ident *identity.Config) (*Snapshot, 
 	if ver != nil {
 		s.Files = append(s.Files, ver.Files()...)
 	}
+	s.BuildTime = time.Since(start)
 	return s, nil
 }
 

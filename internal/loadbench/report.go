@@ -124,7 +124,7 @@ func markdown(cfg *config, results []*sizeResult, loadBefore, loadAfter string) 
 		pin, cpuModel(), runtime.NumCPU(), runtime.Version(), loadBefore, loadAfter, cfg.rounds, cfg.duration,
 		cfg.concurrency, cfg.connections, tenantgen.RequestCount)
 	b.WriteString("As fast as each server answers (ghz's maximum):\n\n")
-	b.WriteString("| size | server | start-up s | allowed | peak RSS MiB | reload s | peak RSS with a reload MiB | req/s | p50 ms | p99 ms | errors | CPU µs/req | CPU × no-op |\n")
+	b.WriteString("| size | server | start-up s | allowed | peak RSS MiB | reload s: build / edit to served | peak RSS with a reload MiB | req/s | p50 ms | p99 ms | errors | CPU µs/req | CPU × no-op |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range results {
 		noop := series(r.targets[0].runs)
@@ -133,8 +133,9 @@ func markdown(cfg *config, results []*sizeResult, loadBefore, loadAfter string) 
 			if t.startup > 0 {
 				startup = fmt.Sprintf("%.2f", t.startup.Seconds())
 			}
-			if t.reload > 0 {
-				reload, rssReload = fmt.Sprintf("%.2f", t.reload.Seconds()), fmt.Sprintf("%.0f", float64(t.rssReload)/(1<<20))
+			if t.editToServed > 0 {
+				reload = fmt.Sprintf("%.2f / %.2f", t.build.Seconds(), t.editToServed.Seconds())
+				rssReload = fmt.Sprintf("%.0f", float64(t.rssReload)/(1<<20))
 			}
 			if t.allowed >= 0 {
 				allowed = fmt.Sprintf("%.0f%%", 100*t.allowed)
@@ -159,7 +160,9 @@ func markdown(cfg *config, results []*sizeResult, loadBefore, loadAfter string) 
 	}
 	b.WriteString("\nreq/s, p50, p99: medians over the rounds. CPU µs/req: the server's user+system CPU time over all rounds " +
 		"(utime+stime, /proc/PID/stat) divided by the calls it answered. peak RSS: VmHWM (/proc/PID/status) after the rounds. " +
-		"reload: after the rounds, one data file edited (a comment appended), to the new revision in /v1/status, debounce included; " +
+		"reload: after the rounds, one data file edited (a comment appended); build: the new snapshot's build time as the server " +
+		"timed it (/v1/status build_seconds: read, parse, validate, compile, on the one pinned core); edit to served: from the " +
+		"write to the new revision in /v1/status, the debounce and the quiet window (2 × --debounce, 100 ms) included; " +
 		"peak RSS with a reload: VmHWM after it (the old snapshot serves while the new one is built). " +
 		"start-up: process start to /readyz (load, validate, compile) on the one pinned core. allowed: the share of the " +
 		"requests allowed, each checked against the decision the generator expects. errors: failed calls (a deny is not an error).\n")
@@ -205,8 +208,8 @@ func targets(results []*sizeResult) string {
 			t := l.targets[ti]
 			fmt.Fprintf(&b, "- %s, large: start-up %.2f s on one core (target ≤ 3 s): %s; peak RSS %.0f MiB (target ≤ 250 MiB): %s\n",
 				name, t.startup.Seconds(), verdict(t.startup <= 3*time.Second), float64(t.rss)/(1<<20), verdict(t.rss <= 250<<20))
-			fmt.Fprintf(&b, "- %s, large: a reload %.2f s on one core (target ≤ 2 s): %s; peak RSS with it %.0f MiB (target ≤ 250 MiB): %s\n",
-				name, t.reload.Seconds(), verdict(t.reload <= 2*time.Second), float64(t.rssReload)/(1<<20), verdict(t.rssReload <= 250<<20))
+			fmt.Fprintf(&b, "- %s, large: a reload built in %.2f s on one core (target ≤ 2 s): %s (%.2f s from the edit to serving it); peak RSS with it %.0f MiB (target ≤ 250 MiB): %s\n",
+				name, t.build.Seconds(), verdict(t.build <= 2*time.Second), t.editToServed.Seconds(), float64(t.rssReload)/(1<<20), verdict(t.rssReload <= 250<<20))
 		}
 	}
 	return b.String()

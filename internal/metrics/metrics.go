@@ -24,6 +24,7 @@ type Metrics struct {
 	revision  *prometheus.GaugeVec
 	failing   prometheus.Gauge
 	loadedAt  prometheus.Gauge
+	buildTime prometheus.Histogram
 
 	// Counters resolved once per known reason: WithLabelValues hashes and
 	// locks, which the decision path need not pay.
@@ -60,9 +61,14 @@ func New() *Metrics {
 			Name: "tenantgate_snapshot_loaded_timestamp_seconds",
 			Help: "When the snapshot in force was built (Unix time).",
 		}),
+		buildTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tenantgate_snapshot_build_duration_seconds",
+			Help:    "Time to build a snapshot that was then published: read, parse, validate and index the data, compile the policies, load the keys.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60},
+		}),
 		denied: make(map[string]prometheus.Counter, len(decision.Reasons)),
 	}
-	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.revision, m.failing, m.loadedAt,
+	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.revision, m.failing, m.loadedAt, m.buildTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.allowed = m.decisions.WithLabelValues("allow", decision.ReasonAllowed)
 	for _, r := range decision.Reasons[1:] {
@@ -108,4 +114,5 @@ func (m *Metrics) ObserveReload(s *engine.Snapshot, err error) {
 	m.revision.Reset()
 	m.revision.WithLabelValues(s.Revision).Set(1)
 	m.loadedAt.Set(float64(s.Built.UnixNano()) / 1e9)
+	m.buildTime.Observe(s.BuildTime.Seconds())
 }

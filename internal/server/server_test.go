@@ -471,6 +471,7 @@ func TestHealthAndStatus(t *testing.T) {
 		`tenantgate_reloads_total{result="success"} 1`,
 		`tenantgate_decision_duration_seconds_count 2`,
 		`tenantgate_snapshot_info{revision="` + h.engine.Snapshot().Revision + `"} 1`,
+		`tenantgate_snapshot_build_duration_seconds_count 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -485,7 +486,7 @@ func TestHealthAndStatus(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
-	if !st.Ready || st.Revision == "" || len(st.Files) == 0 || st.LastError != "" {
+	if !st.Ready || st.Revision == "" || len(st.Files) == 0 || st.LastError != "" || st.BuildTime <= 0 {
 		t.Errorf("status %+v", st)
 	}
 }
