@@ -312,6 +312,7 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	debug.SetGCPercent(*gcPercent)
+	dirs.Cache = tenant.NewCache()
 	var src engine.Source = dirs
 	if b, err := bf.source(fs, log); err != nil {
 		return err

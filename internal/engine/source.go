@@ -12,11 +12,15 @@ import (
 type Dirs struct {
 	Data     string
 	Policies string
+	// Cache, when set, spares a reload the parsing of the data files whose
+	// content has not changed (every file is still read and every check
+	// run). nil: every file is parsed on every build.
+	Cache *tenant.Cache
 }
 
 // Load implements Source.
 func (d Dirs) Load(context.Context) (*tenant.Data, []policy.File, error) {
-	data, err := tenant.LoadDir(d.Data)
+	data, err := d.Cache.LoadDir(d.Data)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/settle"
+	"github.com/tenantgate/tenantgate/internal/tenant"
 	"github.com/tenantgate/tenantgate/internal/testdir"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
 )
@@ -94,7 +95,7 @@ func launch(t *testing.T, o serveOpts) *harness {
 		obs = engine.Observers{h.met, o.observer(h.met, log)}
 	}
 	const debounce = 20 * time.Millisecond
-	dirs := engine.Dirs{Data: o.dataDir, Policies: o.policies}
+	dirs := engine.Dirs{Data: o.dataDir, Policies: o.policies, Cache: tenant.NewCache()}
 	h.engine = engine.New(engine.Options{Source: settle.Wrap(dirs, debounce), Identity: &ident,
 		Logger: log, Observer: obs, Timeout: o.timeout, DryRun: o.dryRun})
 	watched := append(dirs.Watched(), h.secret)

@@ -36,6 +36,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/server"
 	"github.com/tenantgate/tenantgate/internal/settle"
+	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
 // Options configures a soak run. Zero values take the defaults.
@@ -149,8 +150,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 
 	counter := &reloadCounter{}
 	ident := identity.Config{HS256SecretFile: secret, Leeway: time.Minute}
-	dirs := engine.Dirs{Data: data, Policies: pol}
-	// Wired as `tenantgate serve` wires it: reads settle for the debounce.
+	dirs := engine.Dirs{Data: data, Policies: pol, Cache: tenant.NewCache()}
+	// Wired as `tenantgate serve` wires it: reads settle for the debounce,
+	// and unchanged files are not parsed again.
 	eng := engine.New(engine.Options{Source: settle.Wrap(dirs, opts.Debounce), Identity: &ident,
 		Timeout: opts.DecisionTimeout, Logger: opts.Logger, Observer: counter})
 

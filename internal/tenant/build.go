@@ -8,6 +8,11 @@ import (
 // build merges the parsed files (in name order), runs the checks that need
 // every entry, and derives the index. errs holds the errors found so far;
 // the returned Data is only meaningful when the returned errs is empty.
+//
+// It never writes into the parsed files: a Cache hands the same ones to the
+// next load, and the Data of the snapshot still serving points into them.
+// Users are shared as parsed; customers are copied, since their lineage
+// depends on every file.
 func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 	var nc, nu int
 	for _, pf := range parsed {
@@ -18,6 +23,8 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 		Customers: make(map[string]*Customer, nc),
 		Users:     make(map[string]*User, nu),
 	}
+	// Allocated whole, so the pointers into it stay put.
+	own := make([]Customer, 0, nc)
 	// Declaration order (file name, then position), so that "first" in a
 	// message means the same thing on every load.
 	customers := make([]customerRef, 0, nc)
@@ -26,7 +33,8 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 	for _, pf := range parsed {
 		errs = append(errs, pf.errs...)
 		for i := range pf.customers {
-			c := &pf.customers[i]
+			own = append(own, pf.customers[i])
+			c := &own[len(own)-1]
 			if prev, dup := d.Customers[c.ID]; dup {
 				errs = append(errs, duplicateError("customer", c.ID, c.File, c.Line, prev.File, prev.Line))
 				continue
@@ -41,7 +49,8 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 				continue
 			}
 			d.Users[u.ID] = u
-			users = append(users, userRef{u, &pf.umeta[i]})
+			m := &pf.umeta[i]
+			users = append(users, userRef{u, m, pf.locLines[m.locFirst : m.locFirst+m.locN]})
 		}
 	}
 
@@ -66,71 +75,34 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 		}
 	}
 
-	// The customers move into the arena before the users are checked, so
-	// that a user's customer and locations are shared with the moved copies.
-	var a arena
-	compactCustomers(d, customers, &a)
-
 	owners := make(map[string]*User)
-	var locSets map[*Customer]map[string]int
+	var locSets map[*Customer]map[string]struct{}
 	for _, r := range users {
 		u := r.u
 		c, ok := d.Customers[u.Customer]
-		if ok {
-			// Shared with the customer: a user keeps no string of its own
-			// but its id (and its computers).
-			u.Customer = c.ID
-		}
 		if !ok && r.meta.customerLine != 0 {
-			errs = append(errs, &FieldError{File: u.File, Line: r.meta.customerLine, Kind: "user", ID: u.ID, Field: "customer",
+			errs = append(errs, &FieldError{File: u.File, Line: int(r.meta.customerLine), Kind: "user", ID: u.ID, Field: "customer",
 				Msg: fmt.Sprintf("customer %q does not exist", u.Customer)})
 		}
 		if u.Role == RoleCompanyOwner {
 			if first, dup := owners[u.Customer]; dup {
-				errs = append(errs, &FieldError{File: u.File, Line: r.meta.roleLine, Kind: "user", ID: u.ID, Field: "role",
+				errs = append(errs, &FieldError{File: u.File, Line: int(r.meta.roleLine), Kind: "user", ID: u.ID, Field: "role",
 					Msg: fmt.Sprintf("customer %q already has a company-owner, user %q (%s:%d); a customer has at most one", u.Customer, first.ID, first.File, first.Line)})
 			} else {
 				owners[u.Customer] = u
 			}
 		}
 		if ok && len(u.Locations) > 0 {
-			errs = checkUserLocations(errs, u, r.meta.locLines, c, &locSets)
+			errs = checkUserLocations(errs, u, r.locLines, c, &locSets)
 		}
 	}
 
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	var a arena
 	deriveLineage(d, customers, &a)
-	d.Users = make(map[string]*User, len(users))
-	for _, r := range users {
-		u := r.u
-		u.ID = a.str(u.ID)
-		u.Locations = a.clone(sortedSet(u.Locations))
-		u.Computers = a.strs(u.Computers)
-		d.Users[u.ID] = u // keyed by the moved id, so the parser's copy is garbage
-	}
 	return d, nil
-}
-
-// compactCustomers moves each customer's strings and lists into a, and
-// rebuilds d.Customers keyed by the moved ids (a map keeps its keys alive).
-// Parents are re-pointed at the moved ids; they may still name a customer
-// that does not exist, which the caller has already reported.
-func compactCustomers(d *Data, customers []customerRef, a *arena) {
-	d.Customers = make(map[string]*Customer, len(customers))
-	for _, r := range customers {
-		c := r.c
-		c.ID = a.str(c.ID)
-		c.Name = a.str(c.Name)
-		c.Locations = a.strs(c.Locations)
-		d.Customers[c.ID] = c
-	}
-	for _, r := range customers {
-		if p := d.Customers[r.c.Parent]; p != nil {
-			r.c.Parent = p.ID
-		}
-	}
 }
 
 type customerRef struct {
@@ -139,8 +111,9 @@ type customerRef struct {
 }
 
 type userRef struct {
-	u    *User
-	meta *userMeta
+	u        *User
+	meta     *userMeta
+	locLines []int // the line of each of u.Locations
 }
 
 func duplicateError(kind, id, file string, line int, prevFile string, prevLine int) *FieldError {
@@ -152,36 +125,31 @@ func duplicateError(kind, id, file string, line int, prevFile string, prevLine i
 }
 
 // checkUserLocations checks that each of u's locations is one of its
-// customer's, and makes it the customer's copy of the string. lines holds
-// the line of each entry (same order as declared). Customers usually list a
-// handful of locations, so a linear scan is the common case; a long list
-// gets an index, built once per customer in sets.
-func checkUserLocations(errs Errors, u *User, lines []int, c *Customer, sets *map[*Customer]map[string]int) Errors {
-	var set map[string]int // location -> index in c.Locations
+// customer's. lines holds the line of each entry (in u.Locations' order).
+// Customers usually list a handful of locations, so a linear scan is the
+// common case; a long list gets an index, built once per customer in sets.
+func checkUserLocations(errs Errors, u *User, lines []int, c *Customer, sets *map[*Customer]map[string]struct{}) Errors {
+	var set map[string]struct{}
 	if len(c.Locations) > 16 {
 		if *sets == nil {
-			*sets = make(map[*Customer]map[string]int)
+			*sets = make(map[*Customer]map[string]struct{})
 		}
 		if set = (*sets)[c]; set == nil {
-			set = make(map[string]int, len(c.Locations))
-			for i, l := range c.Locations {
-				set[l] = i
+			set = make(map[string]struct{}, len(c.Locations))
+			for _, l := range c.Locations {
+				set[l] = struct{}{}
 			}
 			(*sets)[c] = set
 		}
 	}
 	for i, l := range u.Locations {
-		j := -1
+		found := false
 		if set != nil {
-			if k, ok := set[l]; ok {
-				j = k
-			}
+			_, found = set[l]
 		} else {
-			j = slices.Index(c.Locations, l)
+			found = slices.Contains(c.Locations, l)
 		}
-		if j >= 0 {
-			u.Locations[i] = c.Locations[j] // shared with the customer
-		} else {
+		if !found {
 			line := 0
 			if i < len(lines) {
 				line = lines[i]

@@ -16,7 +16,9 @@ import (
 // parents, roots, one owner, locations and computers, id charsets, lineage
 // and suspension), and that says exactly what a plain yaml.v3 decode of the
 // same files says (every id, every field). Loading the files in the other
-// order gives the same Data.
+// order gives the same Data. Loaded through a Cache that parsed x before
+// beside another b.yaml, the outcome is the same again, and the Data that
+// earlier load returned is left exactly as it was.
 func FuzzLoad(f *testing.F) {
 	demoCustomers, err := os.ReadFile("../../data/customers.yaml")
 	if err != nil {
@@ -45,6 +47,7 @@ func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, x, y string) {
 		files := []File{{Name: "a.yaml", Content: []byte(x)}, {Name: "b.yaml", Content: []byte(y)}}
 		d, err := Load(files)
+		checkCachedLoad(t, files, d, err)
 		if err != nil {
 			checkLoadErrors(t, d, err)
 			return
@@ -56,6 +59,28 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("the same files in the other order: %v, or different Data", err)
 		}
 	})
+}
+
+// checkCachedLoad loads files through a Cache whose last load had the same
+// a.yaml and a different b.yaml, and compares with the fresh load (d, err).
+func checkCachedLoad(t *testing.T, files []File, d *Data, err error) {
+	t.Helper()
+	c := NewCache()
+	before := []File{files[0], {Name: "b.yaml", Content: []byte("users:\n  other@x:\n    customer: x\n    role: company-user\n")}}
+	prev, prevErr := c.Load(before)
+	got, gotErr := c.Load(files)
+	if (gotErr == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(got, d)) {
+		t.Fatalf("through a cache: %v, want %v, or different Data", gotErr, err)
+	}
+	if err != nil && gotErr.Error() != err.Error() {
+		t.Fatalf("through a cache the errors differ:\n%v\nwant\n%v", gotErr, err)
+	}
+	if prevErr == nil {
+		fresh, _ := Load(before)
+		if !reflect.DeepEqual(prev, fresh) {
+			t.Fatal("a cached load changed the Data an earlier load returned")
+		}
+	}
 }
 
 func checkLoadErrors(t *testing.T, d *Data, err error) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // LoadDir reads every *.yaml / *.yml file directly in dir, sorted by name,
@@ -22,7 +23,10 @@ import (
 // the path. A dir without any data file is an error too: it is almost always
 // a wrong --data path or ConfigMap keys without an extension, and loading
 // nothing would silently deny everyone.
-func LoadDir(dir string) (*Data, error) {
+func LoadDir(dir string) (*Data, error) { return (*Cache)(nil).LoadDir(dir) }
+
+// LoadDir is the package's LoadDir, reusing what c remembers.
+func (c *Cache) LoadDir(dir string) (*Data, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		// *fs.PathError names the dir.
@@ -52,8 +56,28 @@ func LoadDir(dir string) (*Data, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("tenant: no *.yaml or *.yml files in data dir %s", dir)
 	}
-	return Load(files)
+	return c.Load(files)
 }
+
+// Cache remembers the files parsed by the last load, by name and content,
+// so that the next load parses only the files that changed: at 200,000
+// users in four files, an edit to one is a quarter of the parsing. A parsed
+// file is never written once parsed (see build), so sharing it between
+// loads, and with the Data still serving, is safe. Every load still reads
+// every file and runs every check across files. The zero Cache and a nil
+// *Cache are ready to use; a nil one remembers nothing.
+type Cache struct {
+	mu     sync.Mutex
+	parsed map[string]cachedFile // by file name
+}
+
+type cachedFile struct {
+	sum [sha256.Size]byte // of the content
+	pf  *parsedFile
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{} }
 
 // Load parses, merges, validates and indexes the given documents. On any
 // problem it returns a nil *Data and an Errors value holding every error
@@ -67,7 +91,16 @@ func LoadDir(dir string) (*Data, error) {
 // parallel would raise the peak memory for little gain (measured at 200,000
 // users: 1.30 s one by one, 1.41 s in parallel on 2 cores, and a reload's
 // peak RSS 329 MB against 416 MB).
-func Load(files []File) (*Data, error) {
+func Load(files []File) (*Data, error) { return (*Cache)(nil).Load(files) }
+
+// Load is the package's Load, reusing the parse of every file whose name
+// and content are those of a file in the last load through c. Afterwards c
+// remembers this load's files (whether or not it succeeded).
+func (c *Cache) Load(files []File) (*Data, error) {
+	if c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
 	files = slices.Clone(files)
 	slices.SortStableFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
 
@@ -88,9 +121,26 @@ func Load(files []File) (*Data, error) {
 	// it is parsed: a reload holds them beside the snapshot still serving.
 	sum := digest(files)
 	parsed := make([]*parsedFile, len(files))
+	var remember map[string]cachedFile
+	if c != nil {
+		remember = make(map[string]cachedFile, len(files))
+	}
 	for i, f := range files {
-		parsed[i] = parseFile(f.Name, f.Content)
+		if c == nil {
+			parsed[i] = parseFile(f.Name, f.Content)
+		} else {
+			sum := sha256.Sum256(f.Content)
+			if prev, ok := c.parsed[f.Name]; ok && prev.sum == sum {
+				parsed[i] = prev.pf
+			} else {
+				parsed[i] = parseFile(f.Name, f.Content)
+			}
+			remember[f.Name] = cachedFile{sum, parsed[i]}
+		}
 		files[i].Content = nil // files is this function's own copy
+	}
+	if c != nil {
+		c.parsed = remember
 	}
 	d, errs := build(parsed, errs)
 	if len(errs) > 0 {
