@@ -401,8 +401,9 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 	return res, nil
 }
 
-// reloadOnce edits the first data file (a comment appended: the data is the
-// same, its digest is not) and returns how long the new snapshot took to
+// reloadOnce edits the largest data file (a comment appended: the data is
+// the same, its digest is not; tenantgate re-parses only the file that
+// changed, so the largest is the costliest one-file edit) and returns how long the new snapshot took to
 // build, as the server timed it (/v1/status build_seconds), and how long
 // from the edit until /v1/status showed the new revision: what an operator
 // sees, the debounce and the quiet window included.
@@ -430,6 +431,12 @@ func reloadOnce(ctx context.Context, dataDir, statusURL string) (build, editToSe
 	files, err := filepath.Glob(filepath.Join(dataDir, "*.yaml"))
 	if err != nil || len(files) == 0 {
 		return 0, 0, fmt.Errorf("no data file in %s (%v)", dataDir, err)
+	}
+	var largest int64 = -1
+	for _, name := range files {
+		if fi, err := os.Stat(name); err == nil && fi.Size() > largest {
+			largest, files[0] = fi.Size(), name
+		}
 	}
 	f, err := os.OpenFile(files[0], os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {

@@ -160,7 +160,7 @@ func markdown(cfg *config, results []*sizeResult, loadBefore, loadAfter string) 
 	}
 	b.WriteString("\nreq/s, p50, p99: medians over the rounds. CPU µs/req: the server's user+system CPU time over all rounds " +
 		"(utime+stime, /proc/PID/stat) divided by the calls it answered. peak RSS: VmHWM (/proc/PID/status) after the rounds. " +
-		"reload: after the rounds, one data file edited (a comment appended); build: the new snapshot's build time as the server " +
+		"reload: after the rounds, the largest data file edited (a comment appended); build: the new snapshot's build time as the server " +
 		"timed it (/v1/status build_seconds: read, parse, validate, compile, on the one pinned core); edit to served: from the " +
 		"write to the new revision in /v1/status, the debounce and the quiet window (2 × --debounce, 100 ms) included; " +
 		"peak RSS with a reload: VmHWM after it (the old snapshot serves while the new one is built). " +
