@@ -60,10 +60,15 @@ func (a *arena) strs(ss []string) []string {
 	return l
 }
 
-// clone copies ss into an arena list, sharing its strings (which already
-// live in the arena).
-func (a *arena) clone(ss []string) []string {
-	l := a.list(len(ss))
-	copy(l, ss)
-	return l
+// reserve sizes the next chunk and slab to exactly what is about to be
+// stored, so that an arena per small file does not hold a whole default
+// chunk and slab (128 KiB) for a few ids.
+func (a *arena) reserve(bytes, strs int) {
+	if bytes > 0 {
+		a.b.Reset()
+		a.b.Grow(bytes)
+	}
+	if strs > 0 {
+		a.slab = make([]string, strs)
+	}
 }

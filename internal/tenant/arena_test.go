@@ -30,9 +30,17 @@ func TestArena(t *testing.T) {
 	if second[0] != "pc-3" || grown[2] != "pc-9" || len(first) != 2 {
 		t.Errorf("append to one list changed another: first %q, second %q", first, second)
 	}
-	big := a.clone(make([]string, arenaSlab+1))
+	big := a.strs(make([]string, arenaSlab+1))
 	if len(big) != arenaSlab+1 || cap(big) != arenaSlab+1 {
-		t.Errorf("clone of %d: len %d cap %d", arenaSlab+1, len(big), cap(big))
+		t.Errorf("a list of %d: len %d cap %d", arenaSlab+1, len(big), cap(big))
+	}
+
+	// Reserved exactly: what is stored fits without a default chunk or slab.
+	var small arena
+	small.reserve(len("acme")+len("hq"), 1)
+	if id, l := small.str("acme"), small.strs([]string{"hq"}); id != "acme" || l[0] != "hq" ||
+		small.b.Cap() >= arenaChunk || len(small.slab) != 0 {
+		t.Errorf("reserved arena: %q %q, chunk cap %d, slab left %d", id, l, small.b.Cap(), len(small.slab))
 	}
 }
 

@@ -3,25 +3,30 @@ package tenant
 import (
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// TestCache: a load through a Cache re-parses only the files whose content
-// changed, shares the others' users with the earlier Data, gives exactly
-// what a fresh Load gives, and never changes a Data it returned before,
-// including lineages that a customer edit in another file changes.
+// TestCache: a load through a Cache re-parses only the files whose name or
+// content changed, shares the others' users with the earlier Data, gives
+// exactly what a fresh Load gives, and never changes a Data it returned
+// before: checked after every step, while a reader walks the first Data
+// (run with -race), and with the customers split over two files, so that a
+// reused file's customers get another lineage.
 func TestCache(t *testing.T) {
-	customers := File{Name: "customers.yaml", Content: []byte(`
+	parents := File{Name: "parents.yaml", Content: []byte(`
 customers:
   acme: {type: distributor}
   northwind: {type: reseller, parent: acme}
-  contoso: {type: end-customer, parent: northwind, locations: [hq, branch-1]}
 `)}
-	moved := File{Name: "customers.yaml", Content: []byte(`
+	moved := File{Name: "parents.yaml", Content: []byte(`
 customers:
   acme: {type: distributor}
   fabrikam: {type: sub-distributor, parent: acme, disabled: true}
   northwind: {type: reseller, parent: fabrikam}
+`)}
+	leaves := File{Name: "leaves.yaml", Content: []byte(`
+customers:
   contoso: {type: end-customer, parent: northwind, locations: [hq, branch-1]}
 `)}
 	staff := File{Name: "staff.yaml", Content: []byte(`
@@ -36,23 +41,52 @@ users:
 users:
   carol@contoso.example: {customer: nowhere, role: subtenant-user}
 `)}
+	renamed := File{Name: "team.yaml", Content: staff.Content}
+	edited := File{Name: "staff.yaml", Content: append(staff.Content, "# edited\n"...)}
 
 	c := NewCache()
-	first, err := c.Load([]File{customers, staff, subtenants})
+	start := []File{parents, leaves, staff, subtenants}
+	first, err := c.Load(start)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A reader of the serving Data, as the decision path is.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, cu := range first.Customers {
+				_ = strings.Join(cu.Lineage, ",") + strings.Join(cu.Suspended, ",") + cu.Parent
+			}
+			for _, u := range first.Users {
+				_ = u.Customer + strings.Join(u.Locations, ",") + strings.Join(u.Computers, ",")
+			}
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+
+	type good struct {
+		files []File
+		data  *Data
+	}
+	earlier := []good{{start, first}}
 	steps := []struct {
 		name      string
 		files     []File
 		wantErr   string
-		sharedBob bool // bob's file is unchanged since the last load
+		sharedBob bool // bob's file is unchanged since the last good load
 	}{
-		{name: "a customer moved under a disabled one", files: []File{moved, staff, subtenants}, sharedBob: true},
-		{name: "a broken file", files: []File{moved, staff, broken}, wantErr: `customer "nowhere" does not exist`},
-		{name: "fixed again", files: []File{moved, staff, subtenants}, sharedBob: true},
-		{name: "back where it started", files: []File{customers, staff, subtenants}, sharedBob: true},
-		{name: "bob's file edited", files: []File{customers, {Name: "staff.yaml", Content: append(staff.Content, "# edited\n"...)}, subtenants}},
+		{name: "a parent moved under a disabled customer, the leaf's file reused", files: []File{moved, leaves, staff, subtenants}, sharedBob: true},
+		{name: "a broken file", files: []File{moved, leaves, staff, broken}, wantErr: `customer "nowhere" does not exist`},
+		{name: "fixed again", files: []File{moved, leaves, staff, subtenants}, sharedBob: true},
+		{name: "moved back", files: start, sharedBob: true},
+		{name: "bob's file renamed", files: []File{parents, leaves, renamed, subtenants}},
+		{name: "bob's file edited", files: []File{parents, leaves, edited, subtenants}},
 	}
 	prev := first
 	for _, st := range steps {
@@ -63,26 +97,34 @@ users:
 				if err == nil || !strings.Contains(err.Error(), st.wantErr) || err.Error() != wantErr.Error() {
 					t.Fatalf("error %v, want the fresh load's %v", err, wantErr)
 				}
-				return
+				// What a caller does to the errors it gets stays with it.
+				for _, e := range err.(Errors) {
+					e.Line, e.Msg = 0, ""
+				}
+				if _, again := c.Load(st.files); again == nil || again.Error() != wantErr.Error() {
+					t.Fatalf("after rewriting the returned errors, loading again gives %v", again)
+				}
+			} else {
+				if err != nil || !reflect.DeepEqual(got, wantData) {
+					t.Fatalf("through the cache: %v, or not what a fresh load gives", err)
+				}
+				if shared := got.Users["bob@contoso.example"] == prev.Users["bob@contoso.example"]; shared != st.sharedBob {
+					t.Errorf("bob shared with the last good load: %t, want %t", shared, st.sharedBob)
+				}
+				prev = got
+				earlier = append(earlier, good{st.files, got})
 			}
-			if err != nil || !reflect.DeepEqual(got, wantData) {
-				t.Fatalf("through the cache: %v, or not what a fresh load gives", err)
+			for i, g := range earlier {
+				if fresh, _ := Load(g.files); !reflect.DeepEqual(g.data, fresh) {
+					t.Errorf("the Data of good load %d changed", i)
+				}
 			}
-			if shared := got.Users["bob@contoso.example"] == prev.Users["bob@contoso.example"]; shared != st.sharedBob {
-				t.Errorf("bob shared with the last good load: %t, want %t", shared, st.sharedBob)
-			}
-			prev = got
 		})
-	}
-	// The first Data is still exactly what it was, though later loads
-	// derived other lineages from the same parsed files.
-	if fresh, _ := Load([]File{customers, staff, subtenants}); !reflect.DeepEqual(first, fresh) {
-		t.Error("a later load changed the first load's Data")
 	}
 	if got := first.Customers["contoso"].Suspended; len(got) != 0 {
 		t.Errorf("the first load's contoso is suspended by %v", got)
 	}
-	if got := prev.Customers["contoso"].Lineage; strings.Join(got, ",") != "contoso,northwind,acme" {
-		t.Errorf("contoso's lineage %v after moving back", got)
+	if got := earlier[1].data.Customers["contoso"].Suspended; strings.Join(got, ",") != "fabrikam" {
+		t.Errorf("after the move, contoso is suspended by %v, want [fabrikam]", got)
 	}
 }

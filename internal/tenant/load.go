@@ -144,6 +144,13 @@ func (c *Cache) Load(files []File) (*Data, error) {
 	}
 	d, errs := build(parsed, errs)
 	if len(errs) > 0 {
+		// Copies: a cached file's errors are handed to every load of it,
+		// and a caller may rewrite what it is given (bundle errors drop
+		// their lines).
+		for i, e := range errs {
+			own := *e
+			errs[i] = &own
+		}
 		slices.SortStableFunc(errs, func(a, b *FieldError) int {
 			if c := strings.Compare(a.File, b.File); c != 0 {
 				return c

@@ -600,6 +600,27 @@ func (pf *parsedFile) walkUsers(m *yaml.Node) {
 // every cycle), and each user's locations are sorted with their lines.
 func (pf *parsedFile) pack() {
 	var a arena
+	bytes, strs := 0, 0
+	for i := range pf.customers {
+		c := &pf.customers[i]
+		bytes += len(c.ID) + len(c.Name) + len(c.Parent)
+		for _, l := range c.Locations {
+			bytes += len(l)
+		}
+		strs += len(c.Locations)
+	}
+	for i := range pf.users {
+		u := &pf.users[i]
+		bytes += len(u.ID) + len(u.Customer)
+		for _, l := range u.Locations {
+			bytes += len(l)
+		}
+		for _, l := range u.Computers {
+			bytes += len(l)
+		}
+		strs += len(u.Locations) + len(u.Computers)
+	}
+	a.reserve(bytes, strs)
 	for i := range pf.customers {
 		c := &pf.customers[i]
 		c.ID, c.Name, c.Parent = a.str(c.ID), a.str(c.Name), a.str(c.Parent)
