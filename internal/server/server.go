@@ -214,24 +214,12 @@ func (s *Server) serve(ctx context.Context) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
+	// Both HTTP listeners get the same limits: the admin one is no less
+	// exposed to a slow client.
 	lim := s.cfg.HTTP.withDefaults()
-	hs := &http.Server{
-		Handler:           s.handler(),
-		ReadHeaderTimeout: lim.ReadHeaderTimeout,
-		ReadTimeout:       lim.ReadTimeout,
-		WriteTimeout:      lim.WriteTimeout,
-		IdleTimeout:       lim.IdleTimeout,
-		MaxHeaderBytes:    lim.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if s.cfg.TLS != nil {
-		// Served with ServeTLS, not a tls.NewListener, so HTTP/2 is offered too.
-		hs.TLSConfig = s.cfg.TLS.ServerConfig("h2", "http/1.1")
-	}
-	var admin *http.Server
-	if adminLis != nil {
-		admin = &http.Server{
-			Handler:           s.mux(),
+	newHTTP := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
 			ReadHeaderTimeout: lim.ReadHeaderTimeout,
 			ReadTimeout:       lim.ReadTimeout,
 			WriteTimeout:      lim.WriteTimeout,
@@ -239,6 +227,15 @@ func (s *Server) serve(ctx context.Context) error {
 			MaxHeaderBytes:    lim.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
+	}
+	hs := newHTTP(s.handler())
+	if s.cfg.TLS != nil {
+		// Served with ServeTLS, not a tls.NewListener, so HTTP/2 is offered too.
+		hs.TLSConfig = s.cfg.TLS.ServerConfig("h2", "http/1.1")
+	}
+	var admin *http.Server
+	if adminLis != nil {
+		admin = newHTTP(s.mux())
 	}
 
 	var wg sync.WaitGroup
