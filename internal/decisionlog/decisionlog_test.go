@@ -19,27 +19,10 @@ import (
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
 	"github.com/tenantgate/tenantgate/internal/engine"
+	"github.com/tenantgate/tenantgate/internal/syncbuf"
 )
 
 const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZUBjb250b3NvLmV4YW1wbGUifQ.c2VjcmV0LXNpZ25hdHVyZQ"
-
-// buffer is a writer the test can read while the log writes.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -138,7 +121,7 @@ func TestLines(t *testing.T) {
 	ids := map[string]bool{}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out buffer
+			var out syncbuf.Buffer
 			l := decisionlog.New(&out, decisionlog.Options{Logger: quiet()})
 			before := time.Now().UTC()
 			l.ObserveDecision(&tc.req, &tc.res, tc.elapsed)
@@ -191,7 +174,7 @@ func keys(m map[string]any) []string {
 type stuckWriter struct {
 	blocked chan struct{}
 	release chan struct{}
-	out     buffer
+	out     syncbuf.Buffer
 	once    sync.Once
 }
 
@@ -280,7 +263,7 @@ func TestDevFullErrorsAreCountedNotFatal(t *testing.T) {
 	if err := os.Symlink("/dev/full", path); err != nil {
 		t.Fatal(err)
 	}
-	var logs buffer
+	var logs syncbuf.Buffer
 	l, err := decisionlog.Open(path, decisionlog.Options{
 		Logger:           slog.New(slog.NewTextHandler(&logs, nil)),
 		ErrorLogInterval: time.Hour, // so the rate limit is what this test sees

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/tenantgate/tenantgate/internal/syncbuf"
 )
 
 // seenRequest is what the upstream got: the request line, every header and
@@ -168,30 +170,12 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// lockedBuffer collects a child's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proxy is a running proxy process.
 type proxy struct {
 	kind proxyKind
 	dir  string
 	addr string // 127.0.0.1:port
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 }
 
 // logs is everything the proxy wrote, for failure messages.
@@ -217,7 +201,7 @@ func startProxy(t *testing.T, kind proxyKind, tenantgateAddr, upstreamAddr strin
 			Tenantgate: tenantgateAddr, Upstream: upstreamAddr,
 		}
 		conf := renderConfig(t, kind, params)
-		p := &proxy{kind: kind, dir: dir, addr: params.Listen, out: &lockedBuffer{}}
+		p := &proxy{kind: kind, dir: dir, addr: params.Listen, out: &syncbuf.Buffer{}}
 		cmd := exec.Command(bin, kind.args(dir, conf)...)
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = p.out, p.out

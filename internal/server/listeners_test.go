@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/metrics"
+	"github.com/tenantgate/tenantgate/internal/syncbuf"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig/tlstest"
 )
@@ -159,31 +158,13 @@ func TestTLSListeners(t *testing.T) {
 	}
 }
 
-// logBuffer is a log destination the test reads while the server writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestTLSRotation rewrites the certificate files under a running server:
 // the next handshakes present the new certificate, and a broken file keeps
 // the last good one serving, on both listeners.
 func TestTLSRotation(t *testing.T) {
 	ca := tlstest.NewCA(t, "CA")
 	f := tlstest.Write(t, t.TempDir(), ca.Server(t, "first"), nil)
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	r, err := tlsconfig.New(tlsconfig.Files{CertFile: f.Cert, KeyFile: f.Key}, log)
 	if err != nil {
@@ -362,7 +343,7 @@ func TestListenUnixRefuses(t *testing.T) {
 // reason it would have had, and the decision log says so; the token is
 // never in the log.
 func TestDryRunDecisionLog(t *testing.T) {
-	var out logBuffer
+	var out syncbuf.Buffer
 	dlog := decisionlog.New(&out, decisionlog.Options{})
 	h := launch(t, serveOpts{dryRun: true, observer: func(*metrics.Metrics, *slog.Logger) engine.Observer { return dlog }})
 	h.conn, _ = grpc.NewClient(h.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -24,6 +24,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/settle"
+	"github.com/tenantgate/tenantgate/internal/syncbuf"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 	"github.com/tenantgate/tenantgate/internal/testdir"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
@@ -43,7 +44,7 @@ type harness struct {
 	stop      func()
 
 	policies string
-	logs     *logBuffer // the server's log, unless serveOpts.logger was set
+	logs     *syncbuf.Buffer // the server's log, unless serveOpts.logger was set
 	met      *metrics.Metrics
 }
 
@@ -80,7 +81,7 @@ func launch(t *testing.T, o serveOpts) *harness {
 	o.timeout = cmp.Or(o.timeout, time.Second)
 	o.grpcAddr = cmp.Or(o.grpcAddr, "127.0.0.1:0")
 	o.httpAddr = cmp.Or(o.httpAddr, "127.0.0.1:0")
-	h := &harness{t: t, dataDir: o.dataDir, policies: o.policies, logs: &logBuffer{}, met: metrics.New()}
+	h := &harness{t: t, dataDir: o.dataDir, policies: o.policies, logs: &syncbuf.Buffer{}, met: metrics.New()}
 	h.secret = filepath.Join(t.TempDir(), "hs256.secret")
 	if err := os.WriteFile(h.secret, []byte("test-secret-test-secret-test-secret\n"), 0o600); err != nil {
 		t.Fatal(err)

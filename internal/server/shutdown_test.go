@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/syncbuf"
 	"github.com/tenantgate/tenantgate/internal/testdir"
 )
 
@@ -103,7 +104,7 @@ func TestGracefulShutdown(t *testing.T) {
 	secret := filepath.Join(dir, "hs256.secret")
 	writeFile(t, secret, "test-secret-test-secret-test-secret\n")
 	grpcSock, httpSock := filepath.Join(dir, "grpc.sock"), filepath.Join(dir, "http.sock")
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	proc := exec.Command(bin, "serve",
 		"--data", testdir.Copy(t, "../../data"), "--policies", slowPolicies(t, 300),
 		"--jwt-hs256-secret-file", secret,
