@@ -53,6 +53,7 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 		rt, routed = route.Parse(segs, s.Policy.IsResource)
 	}
 
+	var customers customerTerms
 	input := ast.NewObject()
 	input.Insert(kMethod, ast.StringTerm(req.Method))
 	if perr == nil {
@@ -63,7 +64,7 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 	if sub != "" {
 		input.Insert(kSubject, ast.StringTerm(sub))
 		if u := s.Data.Users[sub]; u != nil {
-			input.Insert(kUser, s.userTerm(u))
+			input.Insert(kUser, s.userTerm(u, &customers))
 		}
 	}
 	if routed {
@@ -82,13 +83,13 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 				input.Insert(kNamedUser, ast.NewTerm(ast.NewObject(
 					ast.Item(kID, ast.StringTerm(nu.ID)),
 					ast.Item(kRole, ast.StringTerm(nu.Role)),
-					ast.Item(kCustomer, customerTerm(s.Data.Customers[nu.Customer])),
+					ast.Item(kCustomer, customers.term(s.Data.Customers[nu.Customer])),
 				)))
 			}
 		}
 		input.Insert(kRoute, ast.NewTerm(r))
 		if c := s.Data.Customers[rt.Customer]; c != nil {
-			input.Insert(kTarget, customerTerm(c))
+			input.Insert(kTarget, customers.term(c))
 		}
 	}
 
@@ -96,12 +97,12 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 	return Result{Decision: d, User: sub, Customer: rt.Customer, Revision: s.Revision}, err
 }
 
-func (s *Snapshot) userTerm(u *tenant.User) *ast.Term {
+func (s *Snapshot) userTerm(u *tenant.User, customers *customerTerms) *ast.Term {
 	o := ast.NewObject(
 		ast.Item(kID, ast.StringTerm(u.ID)),
 		ast.Item(kRole, ast.StringTerm(u.Role)),
 		ast.Item(kDisabled, ast.BooleanTerm(u.Disabled)),
-		ast.Item(kCustomer, customerTerm(s.Data.Customers[u.Customer])),
+		ast.Item(kCustomer, customers.term(s.Data.Customers[u.Customer])),
 	)
 	if len(u.Locations) > 0 {
 		o.Insert(kLocations, stringArray(u.Locations))
@@ -110,6 +111,27 @@ func (s *Snapshot) userTerm(u *tenant.User) *ast.Term {
 		o.Insert(kComputers, stringArray(u.Computers))
 	}
 	return ast.NewTerm(o)
+}
+
+// customerTerms builds each customer's term at most once per input: the
+// user's customer is usually also the target (and a named user's), and a
+// term is never mutated, so one serves every place.
+type customerTerms struct {
+	c [3]*tenant.Customer
+	t [3]*ast.Term
+}
+
+func (m *customerTerms) term(c *tenant.Customer) *ast.Term {
+	for i := range m.c {
+		if m.c[i] == nil {
+			m.c[i], m.t[i] = c, customerTerm(c)
+			return m.t[i]
+		}
+		if m.c[i] == c {
+			return m.t[i]
+		}
+	}
+	return customerTerm(c)
 }
 
 // customerTerm is built per request, not once per snapshot: prebuilt terms
