@@ -119,7 +119,9 @@ func (c *Cache) Load(files []File) (*Data, error) {
 
 	// The digest first, so that each file's bytes can be dropped as soon as
 	// it is parsed: a reload holds them beside the snapshot still serving.
-	sum := digest(files)
+	// Each file is hashed once: its sum makes the digest and keys the cache.
+	sums := fileSums(files)
+	sum := digestOf(files, sums)
 	parsed := make([]*parsedFile, len(files))
 	var remember map[string]cachedFile
 	if c != nil {
@@ -129,13 +131,12 @@ func (c *Cache) Load(files []File) (*Data, error) {
 		if c == nil {
 			parsed[i] = parseFile(f.Name, f.Content)
 		} else {
-			sum := sha256.Sum256(f.Content)
-			if prev, ok := c.parsed[f.Name]; ok && prev.sum == sum {
+			if prev, ok := c.parsed[f.Name]; ok && prev.sum == sums[i] {
 				parsed[i] = prev.pf
 			} else {
 				parsed[i] = parseFile(f.Name, f.Content)
 			}
-			remember[f.Name] = cachedFile{sum, parsed[i]}
+			remember[f.Name] = cachedFile{sums[i], parsed[i]}
 		}
 		files[i].Content = nil // files is this function's own copy
 	}
@@ -164,19 +165,25 @@ func (c *Cache) Load(files []File) (*Data, error) {
 	return d, nil
 }
 
-// digest is the hex sha256 over each file's name and content, each
-// length-prefixed so that moving bytes between a name and a content, or
-// between two files, changes the digest.
-func digest(files []File) string {
+func fileSums(files []File) [][sha256.Size]byte {
+	sums := make([][sha256.Size]byte, len(files))
+	for i, f := range files {
+		sums[i] = sha256.Sum256(f.Content)
+	}
+	return sums
+}
+
+// digestOf is the hex sha256 over each file's length-prefixed name and the
+// sha256 of its content (sums), so that moving bytes between a name and a
+// content, or between two files, changes the digest.
+func digestOf(files []File, sums [][sha256.Size]byte) string {
 	h := sha256.New()
 	var n [8]byte
-	for _, f := range files {
+	for i, f := range files {
 		binary.BigEndian.PutUint64(n[:], uint64(len(f.Name)))
 		h.Write(n[:])
 		h.Write([]byte(f.Name))
-		binary.BigEndian.PutUint64(n[:], uint64(len(f.Content)))
-		h.Write(n[:])
-		h.Write(f.Content)
+		h.Write(sums[i][:])
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -392,6 +392,8 @@ users:
 	}
 }
 
+func digest(files []File) string { return digestOf(files, fileSums(files)) }
+
 func TestDigest(t *testing.T) {
 	a, b := File{"a.yaml", []byte("customers: {}\n")}, File{"b.yaml", []byte("users: {}\n")}
 	ref := mustLoad(t, a, b).Digest
