@@ -68,7 +68,7 @@ test-deps: ## install nginx and caddy for the proxy end-to-end tests, where miss
 test: test-deps lint test-policy ## everything: lint, policy tests, Go tests with -race
 	$(GO) test -race -count=1 ./...
 
-# `go test ./...` above already runs a 5 s soak (internal/soak's default);
+# `go test ./...` above already runs a 5 s soak (internal/devtools/soak's default);
 # `make soak` runs it for SOAK, without -race so it measures throughput
 # (SOAKFLAGS=-race to add it). Each fuzz target runs FUZZTIME in turn: every
 # `func Fuzz...` in a test file is found, so a new target needs no edit here.
@@ -80,7 +80,7 @@ FUZZTIME  ?= 30s
 
 .PHONY: soak
 soak: ## gRPC load while the tenant data flips, SOAK long (60s; e.g. SOAK=10m)
-	$(GO) test $(SOAKFLAGS) -count=1 -timeout 0 -run '^TestSoak$$' -v ./internal/soak -soak=$(SOAK)
+	$(GO) test $(SOAKFLAGS) -count=1 -timeout 0 -run '^TestSoak$$' -v ./internal/devtools/soak -soak=$(SOAK)
 
 .PHONY: fuzz
 fuzz: ## run every Go fuzz target in turn, FUZZTIME each (30s)
@@ -94,7 +94,7 @@ fuzz: ## run every Go fuzz target in turn, FUZZTIME each (30s)
 # `make bench`: the Go benchmarks of issue 4 (Check, Build, Reload at three
 # generated sizes), then ghz over gRPC against tenantgate and a no-op
 # ext_authz server, servers on CPU 0 and ghz on CPU 1. ghz is pinned in its
-# own module (internal/loadbench/ghz/go.mod: it needs an older grpc).
+# own module (internal/devtools/loadbench/ghz/go.mod: it needs an older grpc).
 # BENCH_TIME is one ghz run: each size runs BENCH_ROUNDS x 3 targets at full
 # speed, then as many at a fixed rate. GO_BENCHTIME and GO_BENCHCOUNT are go
 # test's -benchtime and -count (the table shows the median of the counts).
@@ -109,9 +109,9 @@ BENCH_OUT     ?= bin/bench
 bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; tables in bin/bench/
 	@mkdir -p $(BENCH_OUT)
 	$(GO) build -trimpath -o $(BIN) ./cmd/tenantgate
-	$(GO) build -trimpath -o bin/tenantgate-noop ./internal/loadbench/noop
-	$(GO) build -trimpath -o bin/loadbench ./internal/loadbench
-	$(GO) -C internal/loadbench/ghz build -trimpath -o $(CURDIR)/bin/ghz github.com/bojand/ghz/cmd/ghz
+	$(GO) build -trimpath -o bin/tenantgate-noop ./internal/devtools/loadbench/noop
+	$(GO) build -trimpath -o bin/loadbench ./internal/devtools/loadbench
+	$(GO) -C internal/devtools/loadbench/ghz build -trimpath -o $(CURDIR)/bin/ghz github.com/bojand/ghz/cmd/ghz
 	$(GO) test -run '^$$' -bench '^Benchmark(Check|Build|Reload)$$' -benchmem \
 		-benchtime $(GO_BENCHTIME) -count $(GO_BENCHCOUNT) ./internal/engine ./internal/extauthz | tee $(BENCH_OUT)/go.txt
 	bin/loadbench run -tenantgate $(BIN) -noop bin/tenantgate-noop -ghz bin/ghz -policies policies \

@@ -19,7 +19,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
 	"github.com/tenantgate/tenantgate/internal/engine"
-	"github.com/tenantgate/tenantgate/internal/syncbuf"
+	"github.com/tenantgate/tenantgate/internal/testkit/syncbuf"
 )
 
 const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZUBjb250b3NvLmV4YW1wbGUifQ.c2VjcmV0LXNpZ25hdHVyZQ"

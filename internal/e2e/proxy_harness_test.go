@@ -19,7 +19,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/tenantgate/tenantgate/internal/syncbuf"
+	"github.com/tenantgate/tenantgate/internal/testkit/syncbuf"
 )
 
 // seenRequest is what the upstream got: the request line, every header and

@@ -20,7 +20,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/server"
-	"github.com/tenantgate/tenantgate/internal/testdir"
+	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 )
 
 // tenantgate is one real tenantgate, in process: real listeners on

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 	"github.com/tenantgate/tenantgate/internal/identity"
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
 )
 
 // benchSource writes the generated dataset of a size (generated once per

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
-	"github.com/tenantgate/tenantgate/internal/testdir"
+	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 )
 
 func testEngine(tb testing.TB, opts ...func(*Options)) (*Engine, string) {

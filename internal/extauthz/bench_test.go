@@ -13,11 +13,11 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/extauthz"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
 )
 
 // benchTarget is an ext_authz server over an engine loaded with a generated

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/testkit/tlstest"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
-	"github.com/tenantgate/tenantgate/internal/tlsconfig/tlstest"
 )
 
 // TestAdminListener: with mutual TLS on the decision listeners, the admin

@@ -23,7 +23,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/metrics"
-	"github.com/tenantgate/tenantgate/internal/testdir"
+	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 )
 
 // Limits of issue 5, item 4.

@@ -23,9 +23,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/metrics"
-	"github.com/tenantgate/tenantgate/internal/syncbuf"
+	"github.com/tenantgate/tenantgate/internal/testkit/syncbuf"
+	"github.com/tenantgate/tenantgate/internal/testkit/tlstest"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
-	"github.com/tenantgate/tenantgate/internal/tlsconfig/tlstest"
 )
 
 const (

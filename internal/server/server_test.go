@@ -24,9 +24,9 @@ import (
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/settle"
-	"github.com/tenantgate/tenantgate/internal/syncbuf"
 	"github.com/tenantgate/tenantgate/internal/tenant"
-	"github.com/tenantgate/tenantgate/internal/testdir"
+	"github.com/tenantgate/tenantgate/internal/testkit/syncbuf"
+	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
 )
 

@@ -25,8 +25,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
-	"github.com/tenantgate/tenantgate/internal/syncbuf"
-	"github.com/tenantgate/tenantgate/internal/testdir"
+	"github.com/tenantgate/tenantgate/internal/testkit/syncbuf"
+	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 )
 
 // buildBinary builds cmd/tenantgate into a temp dir: the shutdown test

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/testkit/tlstest"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
-	"github.com/tenantgate/tenantgate/internal/tlsconfig/tlstest"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -14,7 +14,7 @@ import (
 // checkMethod is the RPC under load, as ghz names it.
 const checkMethod = "envoy.service.auth.v3.Authorization.Check"
 
-// ghz runs the load generator: the pinned ghz binary (internal/loadbench/ghz),
+// ghz runs the load generator: the pinned ghz binary (internal/devtools/loadbench/ghz),
 // with the request mix as its data file (ghz sends the array's messages in
 // turn) and the ext_authz descriptors as a protoset, so the servers need no
 // reflection.

@@ -271,7 +271,7 @@ func withDefaults(o Options) Options {
 		o.DecisionTimeout = 5 * time.Second
 	}
 	if o.Policies == "" {
-		o.Policies = "../../policies"
+		o.Policies = "../../../policies"
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
 
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 )
 
 func TestParseStatCPU(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 	"github.com/tenantgate/tenantgate/internal/tenant"
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
 )
 
 func TestWritesALoadableDataset(t *testing.T) {

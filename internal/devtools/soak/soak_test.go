@@ -13,7 +13,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// `go test ./internal/soak` runs the 5-second soak that is part of
+// `go test ./internal/devtools/soak` runs the 5-second soak that is part of
 // `make test`; `make soak` runs it longer (-soak=60s, SOAK=10m).
 var (
 	soakFor      = flag.Duration("soak", 5*time.Second, "how long TestSoak runs")
@@ -98,7 +98,7 @@ func TestVersionsDesign(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	pol := filepath.Join(root, "policies")
-	if err := copyRegoDir("../../policies", pol); err != nil {
+	if err := copyRegoDir("../../../policies", pol); err != nil {
 		t.Fatal(err)
 	}
 	secret := filepath.Join(root, "secret")

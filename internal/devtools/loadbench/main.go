@@ -31,7 +31,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 )
 
 const usage = `loadbench: the load benchmark of tenantgate (make bench).
@@ -93,8 +93,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	var c config
 	var sizes string
 	fs.StringVar(&c.tenantgate, "tenantgate", "bin/tenantgate", "tenantgate binary")
-	fs.StringVar(&c.noop, "noop", "bin/tenantgate-noop", "no-op ext_authz server binary (internal/loadbench/noop)")
-	fs.StringVar(&c.ghz, "ghz", "bin/ghz", "ghz binary (built from internal/loadbench/ghz/go.mod)")
+	fs.StringVar(&c.noop, "noop", "bin/tenantgate-noop", "no-op ext_authz server binary (internal/devtools/loadbench/noop)")
+	fs.StringVar(&c.ghz, "ghz", "bin/ghz", "ghz binary (built from internal/devtools/loadbench/ghz/go.mod)")
 	fs.StringVar(&c.policies, "policies", "policies", "policies directory tenantgate serves")
 	fs.StringVar(&sizes, "sizes", "small,medium,large", "comma-separated dataset sizes (small, medium, large)")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of one ghz run")

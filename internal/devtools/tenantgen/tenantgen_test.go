@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/extauthz"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/tenant"
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
 )
 
 // testSizes are the sizes the tests generate: the large one is left to the
@@ -147,7 +147,7 @@ func TestRequestMixDecidesAsExpected(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Through the directory, as the server reads it.
-			snap, err := engine.Build(ctx, engine.Dirs{Data: dir, Policies: "../../policies"}, nil)
+			snap, err := engine.Build(ctx, engine.Dirs{Data: dir, Policies: "../../../policies"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,7 +222,7 @@ func TestCheckRequestsOverExtAuthz(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng := engine.New(engine.Options{
-		Source:   engine.Dirs{Data: filepath.Join(dir, "data"), Policies: "../../policies"},
+		Source:   engine.Dirs{Data: filepath.Join(dir, "data"), Policies: "../../../policies"},
 		Identity: &identity.Config{HS256SecretFile: secret, Leeway: time.Minute},
 		Timeout:  10 * time.Second, // -race on a loaded machine
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -2,8 +2,8 @@
 // of its own: ghz needs a much older grpc than the main module's (v0.93.0 calls
 // grpc.WithBalancerName, gone from grpc v1.85), and one go.mod has one grpc.
 // Run it from the repo root as
-//   go tool -modfile=internal/loadbench/ghz/go.mod ghz ...
-module github.com/tenantgate/tenantgate/internal/loadbench/ghz
+//   go tool -modfile=internal/devtools/loadbench/ghz/go.mod ghz ...
+module github.com/tenantgate/tenantgate/internal/devtools/loadbench/ghz
 
 go 1.26.8
 

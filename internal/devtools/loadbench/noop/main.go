@@ -2,7 +2,7 @@
 // server that answers every Check with OK and no headers, without looking at
 // the request. Whatever tenantgate costs above it is the cost of deciding.
 //
-//	go build -o bin/tenantgate-noop ./internal/loadbench/noop
+//	go build -o bin/tenantgate-noop ./internal/devtools/loadbench/noop
 //	bin/tenantgate-noop -grpc-addr 127.0.0.1:9292
 package main
 

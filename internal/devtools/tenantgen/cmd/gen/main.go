@@ -1,8 +1,8 @@
-// Command gen writes a generated tenant dataset (internal/tenantgen) to a
+// Command gen writes a generated tenant dataset (internal/devtools/tenantgen) to a
 // directory, ready for `tenantgate serve --data DIR`, and optionally its
 // request mix as JSON:
 //
-//	go run ./internal/tenantgen/cmd/gen -size large -out /tmp/large [-requests /tmp/large.json]
+//	go run ./internal/devtools/tenantgen/cmd/gen -size large -out /tmp/large [-requests /tmp/large.json]
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 )
 
 func main() {

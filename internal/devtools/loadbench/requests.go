@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 	"github.com/tenantgate/tenantgate/internal/identity"
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
 )
 
 // tokenTTL outlives any benchmark run: an expired token would turn allows

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tenantgate/tenantgate/internal/tenantgen"
+	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 )
 
 // series is the runs of one target under one load, one per round.
