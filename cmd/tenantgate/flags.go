@@ -1,0 +1,155 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tenantgate/tenantgate/internal/bundle"
+	"github.com/tenantgate/tenantgate/internal/decisionlog"
+	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/metrics"
+	"github.com/tenantgate/tenantgate/internal/tlsconfig"
+)
+
+type identityFlags struct {
+	secretFile, jwksFile, issuer, audience string
+}
+
+func (f *identityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.secretFile, "jwt-hs256-secret-file", "", "file holding the HS256 secret (one trailing newline is ignored)")
+	fs.StringVar(&f.jwksFile, "jwks-file", "", "JWKS file with RS256/ES256/EdDSA public keys (hot-reloaded)")
+	fs.StringVar(&f.issuer, "jwt-issuer", "", "required iss claim (unchecked when empty)")
+	fs.StringVar(&f.audience, "jwt-audience", "", "required aud claim (unchecked when empty)")
+}
+
+func (f *identityFlags) config() identity.Config {
+	return identity.Config{
+		HS256SecretFile: f.secretFile,
+		JWKSFile:        f.jwksFile,
+		Issuer:          f.issuer,
+		Audience:        f.audience,
+		Leeway:          60 * time.Second,
+	}
+}
+
+// warnings names the configurations that work but accept more tokens than an
+// operator likely means to. An identity provider's keys (a JWKS) sign tokens
+// for every application it serves; without an audience check, a token issued
+// for another of them is accepted here. (A secret file is this portal's own.)
+func (f *identityFlags) warnings() []string {
+	if f.jwksFile != "" && f.audience == "" {
+		return []string{"--jwks-file without --jwt-audience: a token these keys signed for any application is accepted; set --jwt-audience to this portal's audience"}
+	}
+	return nil
+}
+
+func (f *identityFlags) files() []string {
+	var out []string
+	for _, p := range []string{f.secretFile, f.jwksFile} {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// bundleFlags select a signed OPA bundle (make bundle) instead of --data and
+// --policies.
+type bundleFlags struct {
+	opts bundle.Options
+}
+
+func (f *bundleFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.opts.Path, "bundle", "", "signed OPA bundle (.tar.gz, see make bundle) to use instead of --data and --policies (hot-reloaded)")
+	fs.StringVar(&f.opts.VerificationKey, "bundle-verification-key", "", "PEM public key (or certificate) the bundle's signature must verify with (hot-reloaded)")
+	fs.StringVar(&f.opts.KeyID, "bundle-verification-key-id", bundle.DefaultKeyID, "name of the verification key, as OPA's --verification-key-id")
+	fs.StringVar(&f.opts.Algorithm, "bundle-verification-alg", bundle.DefaultAlgorithm, "signature algorithm of the verification key (RS256, PS256, ES256, EdDSA, ...)")
+	fs.BoolVar(&f.opts.InsecureSkipVerification, "bundle-insecure-skip-verification", false, "serve the bundle WITHOUT checking its signature (development only)")
+}
+
+// source returns the bundle source, or nil without --bundle. --bundle with
+// --data or --policies, or a bundle flag without --bundle, is an error: the
+// operator meant something else than what would be served.
+func (f *bundleFlags) source(fs *flag.FlagSet, log *slog.Logger) (*bundle.Source, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.opts.Path == "" {
+		for _, n := range []string{"bundle-verification-key", "bundle-verification-key-id", "bundle-verification-alg", "bundle-insecure-skip-verification"} {
+			if set[n] {
+				return nil, fmt.Errorf("--%s needs --bundle", n)
+			}
+		}
+		return nil, nil
+	}
+	if set["data"] || set["policies"] {
+		return nil, errors.New("--bundle holds the data and the policies: give either --bundle or --data/--policies, not both")
+	}
+	o := f.opts
+	o.Logger = log
+	return bundle.New(o)
+}
+
+// tlsFlags serve both listeners over TLS, or mutual TLS with a client CA.
+type tlsFlags struct{ files tlsconfig.Files }
+
+func (f *tlsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.files.CertFile, "tls-cert-file", "", "PEM server certificate (chain) for both listeners; with --tls-key-file turns TLS on (hot-reloaded)")
+	fs.StringVar(&f.files.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file (hot-reloaded)")
+	fs.StringVar(&f.files.ClientCAFile, "tls-client-ca-file", "", "PEM CA bundle: require client certificates signed by it (mutual TLS; hot-reloaded)")
+}
+
+// reloader returns nil when no TLS flag is set.
+func (f *tlsFlags) reloader(log *slog.Logger) (*tlsconfig.Reloader, error) {
+	if !f.files.Enabled() {
+		return nil, nil
+	}
+	return tlsconfig.New(f.files, log)
+}
+
+// decisionLogFlags turn on the decision log and dry-run mode.
+type decisionLogFlags struct {
+	path   string
+	dryRun bool
+}
+
+func (f *decisionLogFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.path, "decision-log", "", "write one JSON line per decision to this file (appended, created 0640), or - for stdout; empty: off")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "allow every request; a deny is only logged (decision log dry_run: true) and sent upstream as x-tenantgate-dry-run-deny")
+}
+
+// open returns the decision log (nil when off), its metrics registered.
+func (f *decisionLogFlags) open(log *slog.Logger, met *metrics.Metrics) (*decisionlog.Log, error) {
+	if f.dryRun {
+		log.Warn("dry-run mode: every request is allowed; denies are only logged")
+		if f.path == "" {
+			log.Warn("--dry-run without --decision-log: would-be denies show only in the x-tenantgate-dry-run-deny header sent upstream")
+		}
+	}
+	if f.path == "" {
+		return nil, nil
+	}
+	dlog, err := decisionlog.Open(f.path, decisionlog.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := dlog.Register(met.Registry()); err != nil {
+		dlog.Close()
+		return nil, err
+	}
+	return dlog, nil
+}
+
+// decisionLogStatus is the decision log's part of /v1/status: its failed
+// writes and dropped lines since the start (the log says why).
+func decisionLogStatus(path string, dlog *decisionlog.Log) func() any {
+	return func() any {
+		return struct {
+			File    string `json:"file"`
+			Errors  uint64 `json:"errors"`
+			Dropped uint64 `json:"dropped"`
+		}{path, dlog.Errors(), dlog.Dropped()}
+	}
+}
