@@ -20,13 +20,20 @@ func check(args []string, stdout, stderr io.Writer) error {
 	path := fs.String("path", "", "request path, as sent (percent-encoded, query allowed)")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
 	var bf bundleFlags
-	bf.register(fs)
+	bf.register(fs, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "check needs --path")
-		return exitError{2}
+	// Without --user the answer would be the 401 every request without a
+	// token gets: never what someone asking about a user meant.
+	for _, r := range []struct{ flag, val, example string }{
+		{"user", *user, "--user bob@contoso.example"},
+		{"path", *path, "--path /api/v1/customers/contoso/vbr-jobs"},
+	} {
+		if r.val == "" {
+			fmt.Fprintf(stderr, "check: --%s is required (e.g. %s)\n", r.flag, r.example)
+			return exitError{2}
+		}
 	}
 	var src engine.Source = dirs
 	if b, err := bf.source(fs, warnLogger(stderr)); err != nil {

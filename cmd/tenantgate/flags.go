@@ -5,10 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/bundle"
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
+	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/tlsconfig"
@@ -62,12 +67,18 @@ type bundleFlags struct {
 	opts bundle.Options
 }
 
-func (f *bundleFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.opts.Path, "bundle", "", "signed OPA bundle (.tar.gz, see make bundle) to use instead of --data and --policies (hot-reloaded)")
-	fs.StringVar(&f.opts.VerificationKey, "bundle-verification-key", "", "PEM public key (or certificate) the bundle's signature must verify with (hot-reloaded)")
+// register adds the bundle flags; serving says whether the command keeps
+// running (serve: the bundle and key are watched) or reads them once.
+func (f *bundleFlags) register(fs *flag.FlagSet, serving bool) {
+	reload := ""
+	if serving {
+		reload = " (hot-reloaded)"
+	}
+	fs.StringVar(&f.opts.Path, "bundle", "", "signed OPA bundle (.tar.gz, see make bundle) to read instead of --data and --policies"+reload)
+	fs.StringVar(&f.opts.VerificationKey, "bundle-verification-key", "", "PEM public key (or certificate) the bundle's signature must verify with"+reload)
 	fs.StringVar(&f.opts.KeyID, "bundle-verification-key-id", bundle.DefaultKeyID, "name of the verification key, as OPA's --verification-key-id")
 	fs.StringVar(&f.opts.Algorithm, "bundle-verification-alg", bundle.DefaultAlgorithm, "signature algorithm of the verification key (RS256, PS256, ES256, EdDSA, ...)")
-	fs.BoolVar(&f.opts.InsecureSkipVerification, "bundle-insecure-skip-verification", false, "serve the bundle WITHOUT checking its signature (development only)")
+	fs.BoolVar(&f.opts.InsecureSkipVerification, "bundle-insecure-skip-verification", false, "read the bundle WITHOUT checking its signature (development only)")
 }
 
 // source returns the bundle source, or nil without --bundle. --bundle with
@@ -89,6 +100,15 @@ func (f *bundleFlags) source(fs *flag.FlagSet, log *slog.Logger) (*bundle.Source
 	}
 	o := f.opts
 	o.Logger = log
+	switch {
+	case o.VerificationKey == "" && !o.InsecureSkipVerification:
+		return nil, fmt.Errorf("--bundle %s needs --bundle-verification-key FILE (the PEM public key its signature must verify with), "+
+			"or, for development only, --bundle-insecure-skip-verification", o.Path)
+	case o.VerificationKey != "":
+		if _, err := os.Stat(o.VerificationKey); err != nil {
+			return nil, fmt.Errorf("--bundle-verification-key %s: %w", o.VerificationKey, err)
+		}
+	}
 	return bundle.New(o)
 }
 
@@ -152,4 +172,39 @@ func decisionLogStatus(path string, dlog *decisionlog.Log) func() any {
 			Dropped uint64 `json:"dropped"`
 		}{path, dlog.Errors(), dlog.Dropped()}
 	}
+}
+
+// checkAddr refuses a listen address that cannot work before anything is
+// opened, with the fix in the message: "9191" alone is a common slip for
+// "127.0.0.1:9191", and a socket in a directory that does not exist would
+// otherwise surface as a bare "no such file or directory".
+func checkAddr(flagName, addr string) error {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if path == "" {
+			return fmt.Errorf("--%s %q: the socket path is empty; give unix:///path/to/tenantgate.sock", flagName, addr)
+		}
+		dir := filepath.Dir(path)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("--%s %q: the socket's directory %s does not exist; create it (or mount a shared volume there) first", flagName, addr, dir)
+		}
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("--%s %q: want host:port (e.g. 127.0.0.1:9191, or :9191 for every interface) or unix:///path/to.sock", flagName, addr)
+	}
+	return nil
+}
+
+// checkDirs names the flag of a data or policies directory that is missing:
+// the loader's own error would name only the path.
+func checkDirs(d engine.Dirs) error {
+	for _, c := range []struct{ flag, dir, holds string }{
+		{"data", d.Data, "tenant data (*.yaml)"},
+		{"policies", d.Policies, "policies (*.rego)"},
+	} {
+		if st, err := os.Stat(c.dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("--%s %s: not a directory; give the directory of %s (or --bundle)", c.flag, c.dir, c.holds)
+		}
+	}
+	return nil
 }

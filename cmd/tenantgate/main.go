@@ -80,12 +80,25 @@ func newFlags(name, summary string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags; -h is not an error (exit 0), a bad flag exits 2.
+// parse parses flags; -h is not an error (exit 0), a bad flag exits 2. A
+// mistyped flag gets the flag package's one-line error and a hint, not the
+// whole usage: with forty flags the error would scroll out of sight.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	full := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = full
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			full()
 			return exitError{0}
 		}
+		if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			if s := closestFlag(fs, strings.TrimPrefix(name, "-")); s != "" {
+				fmt.Fprintf(fs.Output(), "did you mean --%s?\n", s)
+			}
+		}
+		fmt.Fprintf(fs.Output(), "run 'tenantgate %s -h' for its flags\n", fs.Name())
 		return exitError{2}
 	}
 	if fs.NArg() > 0 {
@@ -95,10 +108,47 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// closestFlag is the defined flag nearest to a mistyped name: one that starts
+// with it, or within a third of its length in edits; "" when none is close.
+func closestFlag(fs *flag.FlagSet, typed string) string {
+	best, bestDist := "", len(typed)/3+1
+	fs.VisitAll(func(f *flag.Flag) {
+		d := editDistance(typed, f.Name)
+		if strings.HasPrefix(f.Name, typed) && len(typed) >= 3 {
+			d = 0
+		}
+		if d < bestDist || (d == bestDist && best != "" && f.Name < best) {
+			best, bestDist = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {

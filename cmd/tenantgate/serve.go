@@ -51,7 +51,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.IntVar(&httpLim.MaxHeaderBytes, "http-max-header-bytes", httpLim.MaxHeaderBytes, "HTTP: request line and headers cap; larger is refused with 431")
 	idf.register(fs)
 	var bf bundleFlags
-	bf.register(fs)
+	bf.register(fs, true)
 	var tf tlsFlags
 	tf.register(fs)
 	var lf decisionLogFlags
@@ -73,6 +73,11 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if idf.secretFile == "" && idf.jwksFile == "" {
 		return errors.New("serve needs --jwt-hs256-secret-file or --jwks-file (or both)")
+	}
+	if bf.opts.Path == "" {
+		if err := checkDirs(dirs); err != nil {
+			return err
+		}
 	}
 	if *debounce <= 0 {
 		// It is also the quiet interval that keeps half-written files out.
@@ -122,6 +127,14 @@ func serve(args []string, stderr io.Writer) error {
 		CacheSize: *cacheSize,
 		DryRun:    lf.dryRun,
 	})
+	for _, a := range []struct{ flag, addr string }{{"grpc-addr", *grpcAddr}, {"http-addr", *httpAddr}, {"admin-addr", *adminAddr}} {
+		if a.addr == "" && a.flag == "admin-addr" {
+			continue
+		}
+		if err := checkAddr(a.flag, a.addr); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err = server.Run(ctx, server.Config{

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
 func token(args []string, stdout, stderr io.Writer) error {
@@ -17,6 +18,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&idf.audience, "jwt-audience", "", "aud claim to set (match the server's --jwt-audience)")
 	user := fs.String("user", "", "user id to put in the sub claim")
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime (exp = now + ttl)")
+	data := fs.String("data", "data", "directory of tenant data, to warn when --user is not in it (empty: no check)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -29,5 +31,14 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
+	// The token is minted anyway (a test may want an unknown user's), but a
+	// typo in --user would otherwise show only later, as unknown_user.
+	if *data != "" {
+		if d, err := tenant.LoadDir(*data); err != nil {
+			fmt.Fprintf(stderr, "warning: cannot check --user against --data %s: %v\n", *data, err)
+		} else if d.Users[*user] == nil {
+			fmt.Fprintf(stderr, "warning: %s is not a user in %s: tenantgate will deny this token with unknown_user\n", *user, *data)
+		}
+	}
 	return nil
 }

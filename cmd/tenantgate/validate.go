@@ -16,7 +16,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "data", "directory of tenant data")
 	pols := fs.String("policies", "policies", "directory of .rego policies (empty: skip)")
 	var bf bundleFlags
-	bf.register(fs)
+	bf.register(fs, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

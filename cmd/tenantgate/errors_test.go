@@ -1,0 +1,102 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestErrorsSayWhatToDo: each mistake a newcomer makes on the command line
+// gets one short message that names the flag and the fix, and the exit code
+// of a usage error (2) or a failed start (1).
+func TestErrorsSayWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "s")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serve := []string{"serve", "--data", "../../data", "--policies", "../../policies", "--jwt-hs256-secret-file", secret}
+	with := func(base []string, more ...string) []string { return append(append([]string{}, base...), more...) }
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		want     []string
+		maxLines int // 0: no bound
+	}{
+		{"mistyped flag", []string{"serve", "--dta", "data"}, 2,
+			[]string{"flag provided but not defined: -dta", "did you mean --data?", "tenantgate serve -h"}, 3},
+		{"mistyped flag of check", []string{"check", "--usr", "bob"}, 2, []string{"did you mean --user?"}, 3},
+		{"unknown flag, nothing close", []string{"validate", "--zzzzzzzz"}, 2, []string{"tenantgate validate -h"}, 2},
+		{"log level", with(serve, "--log-level", "verbose"), 1, []string{`"verbose"`, "debug, info, warn or error"}, 0},
+		{"port without host", with(serve, "--grpc-addr", "9191"), 1, []string{"--grpc-addr", "host:port", "127.0.0.1:9191"}, 0},
+		{"socket in a missing directory", with(serve, "--http-addr", "unix://"+filepath.Join(dir, "nope", "t.sock")), 1,
+			[]string{"--http-addr", filepath.Join(dir, "nope"), "does not exist"}, 0},
+		{"missing data directory", []string{"serve", "--data", filepath.Join(dir, "nodata"), "--policies", "../../policies", "--jwt-hs256-secret-file", secret}, 1,
+			[]string{"--data", filepath.Join(dir, "nodata"), "not a directory"}, 0},
+		{"bundle without a key", []string{"serve", "--bundle", "x.tar.gz", "--jwt-hs256-secret-file", secret}, 1,
+			[]string{"--bundle-verification-key", "--bundle-insecure-skip-verification"}, 0},
+		{"bundle key missing", []string{"validate", "--bundle", "x.tar.gz", "--bundle-verification-key", filepath.Join(dir, "k.pem")}, 1,
+			[]string{"--bundle-verification-key", "k.pem"}, 0},
+		{"check without --user", []string{"check", "--path", "/api/v1/customers/contoso/users"}, 2, []string{"--user is required"}, 1},
+		{"check without --path", []string{"check", "--user", "bob@contoso.example"}, 2, []string{"--path is required"}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs, code := runCLI(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errs)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errs)
+				}
+			}
+			if n := strings.Count(strings.TrimSpace(errs), "\n") + 1; tc.maxLines > 0 && n > tc.maxLines {
+				t.Errorf("%d lines on stderr, want at most %d (no full usage):\n%s", n, tc.maxLines, errs)
+			}
+		})
+	}
+}
+
+// TestTokenWarnsOnUnknownUser: a token for a user the data does not hold is
+// still minted, with a warning that it will be denied unknown_user.
+func TestTokenWarnsOnUnknownUser(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user string
+		warn bool
+	}{{"alice@contoso.example", false}, {"alise@contoso.example", true}} {
+		out, errs, code := runCLI(t, "token", "--jwt-hs256-secret-file", secret, "--data", "../../data", "--user", tc.user)
+		if code != 0 || strings.Count(out, ".") != 2 {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q: want a token", tc.user, code, out, errs)
+		}
+		if got := strings.Contains(errs, "not a user in") && strings.Contains(errs, "unknown_user"); got != tc.warn {
+			t.Errorf("%s: warning %t, want %t; stderr %q", tc.user, got, tc.warn, errs)
+		}
+	}
+}
+
+// TestOneShotHelpDescribesItself: check and validate read a bundle once, so
+// their help must not speak of hot reloading or serving it.
+func TestOneShotHelpDescribesItself(t *testing.T) {
+	for _, cmd := range []string{"check", "validate"} {
+		_, errs, code := runCLI(t, cmd, "-h")
+		if code != 0 || !strings.Contains(errs, "--bundle") && !strings.Contains(errs, "-bundle") {
+			t.Fatalf("%s -h: exit %d, %s", cmd, code, errs)
+		}
+		for _, bad := range []string{"hot-reloaded", "serve the bundle"} {
+			if strings.Contains(errs, bad) {
+				t.Errorf("%s -h says %q:\n%s", cmd, bad, errs)
+			}
+		}
+	}
+	_, errs, _ := runCLI(t, "serve", "-h")
+	if !strings.Contains(errs, "hot-reloaded") {
+		t.Errorf("serve -h no longer says what is hot-reloaded:\n%s", errs)
+	}
+}
