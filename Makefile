@@ -18,7 +18,7 @@ help: ## list the targets
 
 .PHONY: build
 build: ## build bin/tenantgate
-	$(GO) build -trimpath -o $(BIN) ./cmd/tenantgate
+	$(GO) build -trimpath -buildvcs=auto -o $(BIN) ./cmd/tenantgate
 
 $(SECRET):
 	@mkdir -p $(DEV)
@@ -108,7 +108,7 @@ BENCH_OUT     ?= bin/bench
 .PHONY: bench
 bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; tables in bin/bench/
 	@mkdir -p $(BENCH_OUT)
-	$(GO) build -trimpath -o $(BIN) ./cmd/tenantgate
+	$(GO) build -trimpath -buildvcs=auto -o $(BIN) ./cmd/tenantgate
 	$(GO) build -trimpath -o bin/tenantgate-noop ./internal/devtools/loadbench/noop
 	$(GO) build -trimpath -o bin/loadbench ./internal/devtools/loadbench
 	$(GO) -C internal/devtools/loadbench/ghz build -trimpath -o $(CURDIR)/bin/ghz github.com/bojand/ghz/cmd/ghz

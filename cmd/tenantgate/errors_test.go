@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tenantgate/tenantgate/internal/buildinfo"
 )
 
 // TestErrorsSayWhatToDo: each mistake a newcomer makes on the command line
@@ -98,5 +101,24 @@ func TestOneShotHelpDescribesItself(t *testing.T) {
 	_, errs, _ := runCLI(t, "serve", "-h")
 	if !strings.Contains(errs, "hot-reloaded") {
 		t.Errorf("serve -h no longer says what is hot-reloaded:\n%s", errs)
+	}
+}
+
+// TestVersion: the binary names the Go and OPA versions it carries.
+func TestVersion(t *testing.T) {
+	out, errs, code := runCLI(t, "version", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var info buildinfo.Info
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.HasPrefix(info.Go, "go1.") || !strings.HasPrefix(info.OPA, "v1.") || info.Revision == "" || info.Version == "" {
+		t.Errorf("version --json = %+v: want go1.x, OPA v1.x and a (possibly unknown) revision", info)
+	}
+	out, _, _ = runCLI(t, "version")
+	if !strings.Contains(out, "opa:") || !strings.Contains(out, info.OPA) {
+		t.Errorf("version prints %q, want the OPA version %s", out, info.OPA)
 	}
 }

@@ -23,6 +23,7 @@ Usage:
   tenantgate check    [flags]   decide one request for a named user, no token needed
   tenantgate tables   [flags]   print the customer-type and role tables from the policy itself
   tenantgate token    [flags]   mint an HS256 development token from the secret file
+  tenantgate version  [flags]   print the version, VCS revision, Go and OPA versions
 
 Run 'tenantgate <command> -h' for a command's flags.
 `
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return tables(rest, stdout, stderr)
 	case "token":
 		return token(rest, stdout, stderr)
+	case "version":
+		return version(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
