@@ -9,12 +9,16 @@ OPA      := $(GO) tool opa
 BIN      := bin/tenantgate
 DEV      := .dev
 SECRET   := $(DEV)/hs256.secret
+#> make run: the gRPC ext_authz address
 GRPC_ADDR ?= 127.0.0.1:9191
+#> make run: the HTTP mode and admin address
 HTTP_ADDR ?= 127.0.0.1:8181
-
 .PHONY: help
-help: ## list the targets
+help: ## list the targets and the variables they read
+	@echo "Targets:"
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo; echo "Variables (make VAR=value target):"
+	@awk '/^#> / {doc = substr($$0, 4); next} doc != "" && /^[A-Z_]+ *[?]=/ {n = $$1; sub(/^[A-Z_]+ *[?]= */, ""); printf "  %-14s %s (default: %s)\n", n, doc, $$0} {doc = ""}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## build bin/tenantgate
@@ -25,8 +29,14 @@ $(SECRET):
 	@head -c 32 /dev/urandom | base64 > $(SECRET)
 	@echo "made a development HS256 secret in $(SECRET)"
 
+# The first build downloads the Go modules and compiles OPA: say so, so a
+# newcomer does not think make run hangs.
+.PHONY: announce-build
+announce-build:
+	@if [ ! -x $(BIN) ]; then echo "building $(BIN): the first build downloads Go modules and compiles for a minute or two"; fi
+
 .PHONY: run
-run: build $(SECRET) ## serve the demo data (data/, policies/) with a development secret
+run: announce-build build $(SECRET) ## serve the demo data (data/, policies/) with a development secret
 	@echo "mint a token: $(BIN) token --jwt-hs256-secret-file $(SECRET) --user alice@contoso.example"
 	$(BIN) serve --data data --policies policies --jwt-hs256-secret-file $(SECRET) \
 		--grpc-addr $(GRPC_ADDR) --http-addr $(HTTP_ADDR)
@@ -74,10 +84,12 @@ test: test-deps lint test-policy ## everything: lint, policy tests, Go tests wit
 # `func Fuzz...` in a test file is found, so a new target needs no edit here.
 # A short minimize time keeps the run fuzzing instead of minimizing each new
 # input for a minute; a crasher is still saved under testdata/fuzz/.
+#> make soak: how long the soak runs
 SOAK      ?= 60s
+#> make soak: extra go test flags (e.g. -race)
 SOAKFLAGS ?=
+#> make fuzz: time per fuzz target
 FUZZTIME  ?= 30s
-
 .PHONY: soak
 soak: ## gRPC load while the tenant data flips, SOAK long (60s; e.g. SOAK=10m)
 	$(GO) test $(SOAKFLAGS) -count=1 -timeout 0 -run '^TestSoak$$' -v ./internal/devtools/soak -soak=$(SOAK)
@@ -98,13 +110,18 @@ fuzz: ## run every Go fuzz target in turn, FUZZTIME each (30s)
 # BENCH_TIME is one ghz run: each size runs BENCH_ROUNDS x 3 targets at full
 # speed, then as many at a fixed rate. GO_BENCHTIME and GO_BENCHCOUNT are go
 # test's -benchtime and -count (the table shows the median of the counts).
+#> make bench: one ghz run
 BENCH_TIME    ?= 5s
+#> make bench: rounds per size
 BENCH_ROUNDS  ?= 3
+#> make bench: generated tree sizes
 BENCH_SIZES   ?= small,medium,large
+#> make bench: go test -benchtime
 GO_BENCHTIME  ?= 1s
+#> make bench: go test -count
 GO_BENCHCOUNT ?= 1
+#> make bench: where the tables go
 BENCH_OUT     ?= bin/bench
-
 .PHONY: bench
 bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; tables in bin/bench/
 	@mkdir -p $(BENCH_OUT)
@@ -125,8 +142,11 @@ bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; 
 # public key, then moved into place by rename so a server watching it
 # hot-reloads. opa build runs inside the staging dir so that the module paths
 # in the bundle are /policies/<file>. The development key pair is made once.
+#> make bundle: the bundle file
 BUNDLE     ?= bundles/tenantgate.tar.gz
+#> make bundle: the signing key (made once)
 BUNDLE_KEY ?= $(DEV)/bundle-signing.pem
+#> make bundle: its public key
 BUNDLE_PUB ?= $(DEV)/bundle-verification.pem
 BUNDLE_REV ?= $(shell git describe --always --dirty 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)
 
