@@ -205,7 +205,8 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 	updatePoll()
 
 	// schedule restarts the quiet period, but never past maxWait after the
-	// burst began, so a file written continuously still gets reloaded.
+	// burst began, so a file rewritten continuously still gets reloaded
+	// (each rewrite closed; one still open is held, see held).
 	schedule := func() {
 		now := time.Now()
 		if !pending {
