@@ -3,6 +3,15 @@
 // replace files by rename, Kubernetes swaps a `..data` symlink), follows
 // symlinks, batches bursts of events behind a debounce, and survives the
 // watched directory being deleted and recreated.
+//
+// A file written in place is read only once its writer has closed it: a
+// writer may pause mid-file for seconds (a slow editor, a script), and half a
+// file can be valid and wider than the whole one (a user whose `locations:`
+// line is not written yet may go everywhere). On Linux, inotify says when a
+// writer closes a file (IN_CLOSE_WRITE), so a reload waits for that after any
+// in-place write, up to maxHold. Elsewhere the debounce alone batches writes.
+// Renames and symlink swaps are complete when they happen and are only
+// debounced.
 package watch
 
 import (
@@ -14,10 +23,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 )
 
 // DefaultDebounce is the quiet period callers use unless they have a reason
@@ -33,30 +41,40 @@ const maxWaitFactor = 4
 // for again. inotify cannot watch a path that does not exist.
 const pollInterval = 250 * time.Millisecond
 
+// maxHold bounds how long a file written in place and still open for writing
+// holds reloads back. A writer that pauses longer is not one of the pauses
+// the contract means ("seconds"), and every reload waits for it, including
+// edits to other files such as a revocation or a key rotation; so past this
+// the file is read anyway, as it is, and a warning names it. Validation still
+// guards what is read, and the writer's close triggers another reload.
+const maxHold = 30 * time.Second
+
 // maxHops bounds symlink chains, as the kernel's MAXSYMLINKS does, so a loop
 // ends instead of spinning.
 const maxHops = 40
 
 // Watcher calls onChange (from one goroutine, never concurrently) after
-// changes under the watched paths settle for the debounce interval. Paths may
-// be directories (changes to entries directly in them) or files (watched via
-// their parent directory, since editors replace files by rename and
-// Kubernetes ConfigMaps swap a `..data` symlink).
+// changes under the watched paths settle for the debounce interval, and (on
+// Linux) every file written in place among them has been closed by its
+// writer. Paths may be directories (changes to entries directly in them) or
+// files (watched via their parent directory, since editors replace files by
+// rename and Kubernetes ConfigMaps swap a `..data` symlink).
 type Watcher struct {
 	targets  []target
 	debounce time.Duration
 	maxWait  time.Duration
+	maxHold  time.Duration
 	poll     time.Duration
 	log      *slog.Logger
 
-	fsw      *fsnotify.Watcher
-	overflow chan struct{} // the kernel dropped events: something changed, we cannot tell what
-	errDone  chan struct{} // closed when the error-draining goroutine has ended
-	running  atomic.Bool
+	be        backend
+	running   atomic.Bool
+	closeOnce sync.Once
 
 	// Owned by the goroutine in New, then by the one in Run.
-	watched map[string]*filter  // directories handed to fsnotify, by the exact path given to Add
-	missing map[string]struct{} // directories that should be watched but do not exist
+	watched map[string]*filter   // directories handed to the backend, by the exact path given to add
+	missing map[string]struct{}  // directories that should be watched but do not exist
+	holds   map[string]time.Time // files written in place and not closed since, with when the first write was seen
 }
 
 // target is one path the caller asked for.
@@ -82,6 +100,12 @@ func (f *filter) add(name string) {
 // receiving events; call Run to consume them. A bad argument or a path that
 // cannot be watched is an error naming the path.
 func New(paths []string, debounce time.Duration, logger *slog.Logger) (*Watcher, error) {
+	return newWith(paths, debounce, logger, newBackend)
+}
+
+// newWith is New with the backend chosen, so tests can run the portable one
+// on Linux too.
+func newWith(paths []string, debounce time.Duration, logger *slog.Logger, newBE func(*slog.Logger) (backend, error)) (*Watcher, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("watch: no paths to watch")
 	}
@@ -107,7 +131,7 @@ func New(paths []string, debounce time.Duration, logger *slog.Logger) (*Watcher,
 		targets = append(targets, target{path: abs, isDir: st.IsDir()})
 	}
 
-	fsw, err := fsnotify.NewWatcher()
+	be, err := newBE(logger)
 	if err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
 	}
@@ -115,18 +139,14 @@ func New(paths []string, debounce time.Duration, logger *slog.Logger) (*Watcher,
 		targets:  targets,
 		debounce: debounce,
 		maxWait:  maxWaitFactor * debounce,
+		maxHold:  maxHold,
 		poll:     pollInterval,
 		log:      logger,
-		fsw:      fsw,
-		overflow: make(chan struct{}, 1),
-		errDone:  make(chan struct{}),
+		be:       be,
 		watched:  map[string]*filter{},
 		missing:  map[string]struct{}{},
+		holds:    map[string]time.Time{},
 	}
-	// Errors are drained on their own goroutine: fsnotify can send an error
-	// while holding the lock that Add needs, so draining them from the
-	// goroutine that calls Add could deadlock.
-	go w.drainErrors()
 
 	// At start every directory exists (the paths were just stat'ed), so a
 	// failure here is a real problem (permissions, inotify limits): fail
@@ -144,7 +164,7 @@ func New(paths []string, debounce time.Duration, logger *slog.Logger) (*Watcher,
 }
 
 // Run delivers batched change notifications until ctx is cancelled, then
-// closes the fsnotify watcher and returns nil. onChange receives nothing: the
+// releases the watches and returns nil. onChange receives nothing: the
 // caller rebuilds everything from disk (that is what makes batching correct).
 // Run may be called once.
 func (w *Watcher) Run(ctx context.Context, onChange func()) error {
@@ -185,7 +205,8 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 	updatePoll()
 
 	// schedule restarts the quiet period, but never past maxWait after the
-	// burst began, so a file written continuously still gets reloaded.
+	// burst began, so a file rewritten continuously still gets reloaded
+	// (each rewrite closed; one still open is held, see held).
 	schedule := func() {
 		now := time.Now()
 		if !pending {
@@ -202,21 +223,31 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-w.fsw.Events:
+		case ev, ok := <-w.be.events():
 			if !ok {
-				// Only close() closes it, and that runs after we return.
-				return errors.New("watch: fsnotify event channel closed")
+				// Only close() closes it, and that runs after we return,
+				// unless the backend failed (it logged why).
+				return errors.New("watch: notification channel closed")
 			}
-			if w.relevant(ev.Name) {
+			if w.relevant(ev.name) {
+				w.track(ev)
 				schedule()
 			}
-		case <-w.overflow:
+		case <-w.be.overflow():
+			// Holds stay: a close that was dropped ends them at maxHold,
+			// which is slow but never reads a file mid-write.
 			schedule()
 		case <-pollC:
 			if w.anyMissingBack() {
 				schedule()
 			}
 		case <-timer.C:
+			if until, ok := w.held(time.Now()); ok {
+				// A writer still has a file open: wait for its close (an
+				// event, which reschedules) or for the hold to run out.
+				timer.Reset(time.Until(until))
+				continue
+			}
 			pending = false
 			// Re-resolve and re-add watches before onChange reads the disk:
 			// a change after the re-add raises a new event, a change before
@@ -234,26 +265,79 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 // it returns): a server that fails to start after creating one.
 func (w *Watcher) Close() { w.close() }
 
-// close releases the fsnotify watcher and waits for the error goroutine, so
-// nothing logs after Run has returned.
+// close releases the backend and waits for its goroutines, so nothing logs
+// after Run has returned.
 func (w *Watcher) close() {
-	if err := w.fsw.Close(); err != nil {
-		w.log.Warn("watch: closing fsnotify watcher", "err", err)
-	}
-	<-w.errDone
+	w.closeOnce.Do(func() {
+		if err := w.be.close(); err != nil {
+			w.log.Warn("watch: closing the file notifications", "err", err)
+		}
+	})
 }
 
-func (w *Watcher) drainErrors() {
-	defer close(w.errDone)
-	for err := range w.fsw.Errors {
-		if errors.Is(err, fsnotify.ErrEventOverflow) {
-			select {
-			case w.overflow <- struct{}{}:
-			default: // a reload is already due
-			}
+// track updates the holds for one relevant event. A file written in place
+// (or created, which its creator does holding it open) is held until its
+// writer closes it; a name that stops naming that file (deleted, renamed
+// away or replaced by a rename) is released, since what a reload reads under
+// it is no longer being written.
+func (w *Watcher) track(ev event) {
+	switch ev.kind {
+	case written:
+		w.hold(ev.name)
+	case created:
+		// A symlink or a directory is complete when created; no close comes.
+		if fi, err := os.Lstat(ev.name); err == nil && fi.Mode().IsRegular() {
+			w.hold(ev.name)
 		}
-		w.log.Warn("watch: filesystem notification error", "err", err)
+	case closed, gone:
+		if since, ok := w.holds[ev.name]; ok {
+			delete(w.holds, ev.name)
+			w.log.Debug("watch: writer done", "file", ev.name, "after", time.Since(since).Round(time.Millisecond))
+		}
 	}
+}
+
+func (w *Watcher) hold(name string) {
+	if _, ok := w.holds[name]; ok || !w.holdable(name) {
+		return
+	}
+	w.holds[name] = time.Now()
+	w.log.Debug("watch: file written in place; waiting for its writer to close it", "file", name)
+}
+
+// holdable reports whether a write to name may hold reloads back: a watched
+// file, or an entry of a watched directory that is not hidden. Hidden names
+// (an editor's swap or lock file, a temporary file renamed into place, a
+// ConfigMap's `..` entries) are read by no loader, and an editor keeps its
+// swap file open for the whole session.
+func (w *Watcher) holdable(name string) bool {
+	f := w.watched[filepath.Dir(name)]
+	if f == nil {
+		return false
+	}
+	base := filepath.Base(name)
+	if _, ok := f.names[base]; ok {
+		return true
+	}
+	return f.all && !strings.HasPrefix(base, ".")
+}
+
+// held drops the holds older than maxHold, warning about each, and reports
+// when the earliest remaining one runs out, if any remain.
+func (w *Watcher) held(now time.Time) (until time.Time, ok bool) {
+	for name, since := range w.holds {
+		end := since.Add(w.maxHold)
+		if !now.Before(end) {
+			w.log.Warn("watch: file still open for writing; reading it as it is",
+				"file", name, "written_since", now.Sub(since).Round(time.Millisecond), "max_wait", w.maxHold)
+			delete(w.holds, name)
+			continue
+		}
+		if !ok || end.Before(until) {
+			until, ok = end, true
+		}
+	}
+	return until, ok
 }
 
 // relevant reports whether an event on name can change what the caller loads.
@@ -283,7 +367,7 @@ func (w *Watcher) anyMissingBack() bool {
 	return false
 }
 
-// sync makes the fsnotify watches match what the targets resolve to now. A
+// sync makes the backend's watches match what the targets resolve to now. A
 // directory that does not exist goes into w.missing, not into the error.
 // Every wanted directory is added again, even if it was watched before: if it
 // was deleted and recreated, the old inotify watch is gone, and adding an
@@ -293,14 +377,14 @@ func (w *Watcher) sync() error {
 	for dir := range w.watched {
 		if _, ok := want[dir]; !ok {
 			// It may already be gone with its directory; nothing to undo then.
-			_ = w.fsw.Remove(dir)
+			_ = w.be.remove(dir)
 		}
 	}
 	wasMissing := w.missing
 	w.missing = make(map[string]struct{})
 	var errs []error
 	for dir := range want {
-		err := w.fsw.Add(dir)
+		err := w.be.add(dir)
 		if err == nil {
 			if _, ok := wasMissing[dir]; ok {
 				w.log.Info("watch: directory is back, watching it again", "dir", dir)
@@ -319,6 +403,13 @@ func (w *Watcher) sync() error {
 		errs = append(errs, fmt.Errorf("watch: %s: %w", dir, err))
 	}
 	w.watched = want
+	for name := range w.holds {
+		// A directory no longer read (a ConfigMap's old timestamped one):
+		// its writers hold nothing back.
+		if _, ok := want[filepath.Dir(name)]; !ok {
+			delete(w.holds, name)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -381,7 +472,7 @@ func (w *Watcher) desired() map[string]*filter {
 // link is one directory entry whose change can change what a path resolves to
 // or reads: a symlink met on the way, or the final entry.
 type link struct {
-	dir  string // resolved, so it is what fsnotify reports
+	dir  string // resolved, so it is what the backend reports
 	name string
 }
 

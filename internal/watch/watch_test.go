@@ -97,10 +97,31 @@ func start(t *testing.T, paths ...string) *recorder {
 
 func startWith(t *testing.T, r *recorder, paths ...string) *recorder {
 	t.Helper()
+	return startOpts(t, r, opts{}, paths...)
+}
+
+// opts changes what start builds: zero values keep New's defaults.
+type opts struct {
+	backend func(*slog.Logger) (backend, error)
+	maxHold time.Duration
+	log     *slog.Logger
+}
+
+func startOpts(t *testing.T, r *recorder, o opts, paths ...string) *recorder {
+	t.Helper()
 	r.calls = make(chan struct{}, 1000)
-	w, err := New(paths, testDebounce, testLogger(t))
+	if o.backend == nil {
+		o.backend = newBackend
+	}
+	if o.log == nil {
+		o.log = testLogger(t)
+	}
+	w, err := newWith(paths, testDebounce, o.log, o.backend)
 	if err != nil {
 		t.Fatalf("New(%v): %v", paths, err)
+	}
+	if o.maxHold > 0 {
+		w.maxHold = o.maxHold
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -585,5 +606,25 @@ func TestChain(t *testing.T) {
 		if len(links) != maxHops+1 {
 			t.Errorf("%d links for a self-loop, want %d", len(links), maxHops+1)
 		}
+	})
+}
+
+// The portable backend (fsnotify, used off Linux) reports no closes: the
+// debounce alone batches in-place writes, and every kind of edit is still
+// seen. It runs on Linux too, so the fallback is tested where CI runs.
+func TestPortableBackend(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.yaml")
+	writeFile(t, users, "a\n")
+	r := startOpts(t, &recorder{}, opts{backend: newPortable}, dir)
+
+	assertBatched(t, r, "in-place writes", func() { burst(t, users, burstWrites) })
+	assertBatched(t, r, "replace by rename", func() { replaceByRename(t, users, "b\n") })
+	assertBatched(t, r, "delete", func() { remove(t, users) })
+	assertBatched(t, r, "configmap", func() {
+		configMap(t, dir, "..2024_01_01_00_00_00.000", map[string]string{"users.yaml": "c\n"})
+	})
+	assertBatched(t, r, "configmap swap", func() {
+		configMapSwap(t, dir, "..2024_01_01_00_00_00.000", "..2024_01_02_00_00_00.000", map[string]string{"users.yaml": "d\n"})
 	})
 }
