@@ -44,6 +44,8 @@ func FuzzLoad(f *testing.F) {
 	} {
 		f.Add(s[0], s[1])
 	}
+	// Alias bombs: over the expansion limit, and an alias inside its anchor.
+	f.Add(string(nestedAliasBomb(1<<10)), "customers:\n  c: &c {type: reseller, locations: [*c]}\n")
 	f.Fuzz(func(t *testing.T, x, y string) {
 		files := []File{{Name: "a.yaml", Content: []byte(x)}, {Name: "b.yaml", Content: []byte(y)}}
 		d, err := Load(files)

@@ -81,7 +81,8 @@ func NewCache() *Cache { return &Cache{} }
 
 // Load parses, merges, validates and indexes the given documents. On any
 // problem it returns a nil *Data and an Errors value holding every error
-// found (not just the first), sorted by file then line.
+// found (not just the first; past maxErrors, one error counts the rest),
+// sorted by file then line.
 //
 // Files are processed in name order whatever order they are given in, so the
 // result, the digest and the errors do not depend on the caller's order.
@@ -158,7 +159,9 @@ func (c *Cache) Load(files []File) (*Data, error) {
 			}
 			return a.Line - b.Line
 		})
-		return nil, errs
+		// Each file keeps at most maxErrors, but the checks across files add
+		// theirs, and there can be many files.
+		return nil, capErrors(errs)
 	}
 	d.Files = names
 	d.Digest = sum

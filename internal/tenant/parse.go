@@ -30,6 +30,7 @@ type parsedFile struct {
 	umeta      []userMeta
 	locLines   []int // the lines of the users' locations, umeta[i].locFirst onwards
 	errs       Errors
+	dropped    int      // errors past maxErrors, counted but not kept
 	top        []topKey // the customers and users keys, for checking a chunked parse
 }
 
@@ -70,8 +71,23 @@ func (pf *parsedFile) line(n *yaml.Node) int {
 	return n.Line + pf.lineOffset
 }
 
+// add records an error, up to maxErrors of them: past that an error costs
+// memory (several hundred bytes each, kept, then printed) and tells the
+// operator nothing the first ones did not, and one value that aliases name
+// many times, or a long run of bad entries, could otherwise make millions.
 func (pf *parsedFile) add(line int, kind, id, field, msg string) {
+	if len(pf.errs) >= maxErrors {
+		pf.dropped++
+		return
+	}
 	pf.errs = append(pf.errs, &FieldError{File: pf.name, Line: line, Kind: kind, ID: id, Field: field, Msg: msg})
+}
+
+// noteDropped adds the error that says how many were left out.
+func (pf *parsedFile) noteDropped() {
+	if pf.dropped > 0 {
+		pf.errs = append(pf.errs, moreErrors(pf.name, pf.dropped))
+	}
 }
 
 // parseFile decodes one file and walks its node tree.
@@ -93,6 +109,7 @@ func parse(name string, r io.Reader, content []byte, lineOffset int) (pf *parsed
 	}()
 
 	defer pf.pack()
+	defer pf.noteDropped()
 	dec := yaml.NewDecoder(r)
 	if !pf.decodeAndWalk(dec, content) {
 		return pf
@@ -123,9 +140,121 @@ func (pf *parsedFile) decodeAndWalk(dec *yaml.Decoder, content []byte) bool {
 		return false
 	}
 	if len(doc.Content) == 1 {
+		// The node tree holds each alias once, but the walk (and anything
+		// reading the data after it) meets an alias's node every time it is
+		// named: a few KB of aliases can stand for GBs. So the expansion is
+		// measured first, on the tree, and a file over its limit is not
+		// walked at all.
+		if !pf.withinExpansionLimit(doc.Content[0], len(content)) {
+			return false
+		}
 		pf.walkTop(resolve(doc.Content[0]))
 	}
 	return true
+}
+
+// Loading is bounded (spec section 1): with every alias replaced by the node
+// it names, a file of S bytes may hold at most expansionFactor*S +
+// expansionSlack, where each value (a scalar, a list or a mapping) counts 1
+// plus the length of its text. Without aliases a file is always within it
+// (a value takes at least about one byte of the file, and its text is not
+// longer than the bytes that wrote it, bar a few escapes), so the limit only
+// bounds what aliases add; the slack lets a small file use a shared list or
+// template freely. The README states the limit and what it costs.
+const (
+	expansionFactor = 8
+	expansionSlack  = 64 << 10
+)
+
+// expansionLimit is the most a file of size bytes may expand to.
+func expansionLimit(size int) int64 {
+	return expansionFactor*int64(size) + expansionSlack
+}
+
+// withinExpansionLimit measures the document rooted at root as the walk
+// would see it and reports whether it is within the limit for a file of size
+// bytes; if not, it records the error.
+func (pf *parsedFile) withinExpansionLimit(root *yaml.Node, size int) bool {
+	e := expansion{limit: expansionLimit(size), sizes: make(map[*yaml.Node]int64)}
+	total := e.size(root)
+	switch {
+	case e.cycle != nil:
+		pf.add(pf.line(e.cycle), "", "", "", fmt.Sprintf("the alias *%s names a node that contains it, an endless expansion: remove it", quoteAnchor(e.cycle.Value)))
+		return false
+	case total > e.limit:
+		line := 0
+		where := ""
+		if e.at != nil {
+			line = pf.line(e.at)
+			where = fmt.Sprintf(" (passed at the alias *%s)", quoteAnchor(e.at.Value))
+		}
+		pf.add(line, "", "", "", fmt.Sprintf("with its aliases expanded the file is over its limit of %d (%d times its %d bytes, plus %d; each value counts 1 plus its length)%s: "+
+			"write out what the aliases repeat, or use fewer of them; nothing in the file was read", e.limit, expansionFactor, size, expansionSlack, where))
+		return false
+	}
+	return true
+}
+
+// quoteAnchor cuts an anchor name to a readable length for a message.
+func quoteAnchor(name string) string {
+	const max = 64
+	if len(name) > max {
+		return name[:max] + "..."
+	}
+	return name
+}
+
+// expansion measures a node tree with every alias replaced by the node it
+// names. Each anchored node is measured once and remembered, so the count
+// costs one visit per node of the tree, however often its nodes are named;
+// and it stops as soon as a count passes the limit, so no sum exceeds twice
+// the limit.
+type expansion struct {
+	limit int64
+	sizes map[*yaml.Node]int64 // anchored nodes measured so far; measuring while being measured
+	at    *yaml.Node           // the innermost alias whose expansion passed the limit
+	cycle *yaml.Node           // an alias inside the node it names
+}
+
+const measuring = -1
+
+func (e *expansion) size(n *yaml.Node) int64 {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			return 1 // yaml.v3 refuses an unknown anchor; counted in case
+		}
+		s, ok := e.sizes[n.Alias]
+		switch {
+		case !ok:
+			// An alias names a node that came before it in the file, which
+			// the count has met; measured here all the same if not.
+			s = e.size(n.Alias)
+		case s == measuring:
+			e.cycle = n
+			return e.limit + 1
+		}
+		if s > e.limit && e.at == nil {
+			e.at = n
+		}
+		return s
+	}
+	if n.Anchor != "" {
+		e.sizes[n] = measuring
+	}
+	total := 1 + int64(len(n.Value))
+	for _, c := range n.Content {
+		total += e.size(c)
+		if total > e.limit {
+			if e.at == nil && c.Kind == yaml.AliasNode {
+				e.at = c
+			}
+			break
+		}
+	}
+	if n.Anchor != "" {
+		e.sizes[n] = total
+	}
+	return total
 }
 
 // syntaxError records a parser error with the line yaml.v3 reports. Its line
@@ -362,11 +491,13 @@ func (pf *parsedFile) entryFields(kind, id string, v *yaml.Node, fn func(f int, 
 		}
 		f := fieldIndex(kind, name)
 		if f < 0 {
-			want := "name, type, parent, locations or disabled"
+			// Whole constants, not built per error: an aliased mapping of
+			// unknown fields can give many more errors than are kept.
+			msg := "unknown field (want name, type, parent, locations or disabled)"
 			if kind == "user" {
-				want = "customer, role, locations, computers or disabled"
+				msg = "unknown field (want customer, role, locations, computers or disabled)"
 			}
-			pf.add(pf.line(k), kind, id, name, "unknown field (want "+want+")")
+			pf.add(pf.line(k), kind, id, name, msg)
 			continue
 		}
 		if seen[f] != 0 {
