@@ -45,7 +45,9 @@ decision := {
 }
 
 # The checks of spec section 3, in its order: the first failure wins. The
-# owner protection row shares role_forbids but comes after the role check.
+# owner protection row shares role_forbids but comes after the role check; the
+# scope rows hold their users to their own customer, so their outside_tenant
+# comes after module, role and owner protection, not at row 7.
 reason := "bad_path" if {
 	not path_is_valid
 } else := "unauthenticated" if {
@@ -68,8 +70,12 @@ reason := "bad_path" if {
 	not role_level_covers_access
 } else := "role_forbids" if {
 	owner_protection_forbids
+} else := "outside_tenant" if {
+	location_scope_leaves_own_customer
 } else := "location_forbidden" if {
 	not location_scope_allows
+} else := "outside_tenant" if {
+	computer_scope_leaves_own_customer
 } else := "computer_forbidden" if {
 	not computer_scope_allows
 } else := "allowed"
@@ -166,25 +172,12 @@ method_is_allowed if access
 # Row 6: the path matched the grammar with a catalog resource.
 route_is_in_catalog if catalog_entry
 
-# Row 7: the target is the user's customer or below it; location-limited and
-# read-own users are further held to their own customer.
-target_is_within_tenant if {
-	target_is_at_or_below_user_customer
-	not user_is_held_to_own_customer
-}
-
-target_is_within_tenant if {
-	user_is_held_to_own_customer
-	target_is_user_customer
-}
-
-target_is_at_or_below_user_customer if input.user.customer.id in target.lineage
+# Row 7: the target is the user's customer or below it. Location-limited and
+# read-own users are further held to their own customer, but by the scope
+# rows (11 and 12), in their place.
+target_is_within_tenant if input.user.customer.id in target.lineage
 
 target_is_user_customer if target.id == input.user.customer.id
-
-user_is_held_to_own_customer if user_is_limited_to_locations
-
-user_is_held_to_own_customer if level_is_read_own
 
 # Row 8: the module, if any, is available to the target's type (not the
 # user's): a distributor's owner may use quick installation at a reseller.
@@ -238,7 +231,13 @@ requester_may_manage_the_owner if {
 }
 
 # Row 11: location scope. Locations absent or [] mean no limit; anything else
-# (even an ill-typed value) limits, and then fails the membership tests.
+# (even an ill-typed value) limits, and then fails the membership tests. A
+# limited user's target must be its own customer (else outside_tenant).
+location_scope_leaves_own_customer if {
+	user_is_limited_to_locations
+	not target_is_user_customer
+}
+
 user_is_limited_to_locations if not user_has_no_location_limit
 
 user_has_no_location_limit if not input.user.locations
@@ -260,7 +259,13 @@ location_scope_allows if {
 	access == "read"
 }
 
-# Row 12: computer scope, for a read-own level only.
+# Row 12: computer scope, for a read-own level only; the target must be the
+# user's own customer (else outside_tenant).
+computer_scope_leaves_own_customer if {
+	level_is_read_own
+	not target_is_user_customer
+}
+
 computer_scope_allows if not level_is_read_own
 
 computer_scope_allows if {

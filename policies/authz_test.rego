@@ -593,6 +593,51 @@ test_decision_computer_scope_only_for_read_own if {
 }
 
 # ---------------------------------------------------------------------------
+# The outside_tenant of the scope rows (spec section 3): a location-limited or
+# read-own user's target below its own customer fails in the scope row, after
+# module, role and owner protection, not at row 7.
+
+# erin, limited to hq: a location-limited company-user.
+limited_erin(method, route) := object.union(request("erin@contoso.example", method, route), {"user": {"locations": ["hq"]}})
+
+test_decision_scope_outside_tenant_after_role if {
+	# A company-user's level on passphrases (managed-computers) is read.
+	reason_for(limited_erin("POST", route_to("contoso-paris", "passphrases"))) == "role_forbids"
+}
+
+test_decision_scope_outside_tenant_after_module if {
+	# A site has no customers module.
+	reason_for(limited_erin("GET", route_to("contoso-paris", "customers"))) == "module_unavailable"
+}
+
+test_decision_scope_outside_tenant_from_location_row if {
+	# Level full on vbr-jobs passes row 9: the location scope row denies.
+	decision_for(limited_erin("POST", route_to("contoso-paris", "vbr-jobs"))) == denied("outside_tenant", 403)
+	decision_for(limited_erin("GET", in_location(route_to("contoso-paris", "vbr-jobs"), "hq"))) == denied("outside_tenant", 403)
+}
+
+test_decision_scope_outside_tenant_after_owner_protection if {
+	doc := request("bob@contoso.example", "PUT", with_id(route_to("contoso-paris", "users"), "pia@contoso-paris.example"))
+	reason_for(doc) == "role_forbids"
+}
+
+test_decision_scope_outside_tenant_read_own_after_role if {
+	# carol's level on agent-jobs is read-own: a write is the role's denial.
+	reason_for(request("carol@contoso.example", "POST", route_to("contoso-paris", "agent-jobs"))) == "role_forbids"
+	reason_for(request("carol@contoso.example", "GET", route_to("contoso-paris", "agent-jobs"))) == "outside_tenant"
+}
+
+test_decision_scope_outside_tenant_location_before_computer if {
+	# Limited to locations and read-own: the location row's outside_tenant
+	# comes before the computer row's checks.
+	doc := object.union(
+		request("carol@contoso.example", "GET", on_computer(route_to("contoso-paris", "agent-jobs"), "pc-99")),
+		{"user": {"locations": ["hq"]}},
+	)
+	reason_for(doc) == "outside_tenant"
+}
+
+# ---------------------------------------------------------------------------
 # Ordering: an input failing two rows gets the earlier row's reason.
 
 test_decision_order_bad_path_before_unauthenticated if {

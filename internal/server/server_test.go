@@ -313,6 +313,12 @@ var specCases = []checkCase{
 	{name: "outside_tenant unknown customer", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/nope/users", status: 403, reason: "outside_tenant"},
 	{name: "outside_tenant location user below own", user: "bob@contoso.example", method: "GET", path: "/api/v1/customers/contoso-paris/vbr-jobs", status: 403, reason: "outside_tenant"},
 	{name: "outside_tenant read-own below own", user: "carol@contoso.example", method: "GET", path: "/api/v1/customers/contoso-paris/summary", status: 403, reason: "outside_tenant"},
+	// The scope rows' outside_tenant comes after module, role and owner
+	// protection: erin is a location-limited company-user, carol read-own.
+	{name: "scope row after role location user below own", user: "erin@contoso.example", method: "POST", path: "/api/v1/customers/contoso-paris/passphrases", status: 403, reason: "role_forbids"},
+	{name: "scope row after module location user below own", user: "erin@contoso.example", method: "GET", path: "/api/v1/customers/contoso-paris/customers", status: 403, reason: "module_unavailable"},
+	{name: "scope row outside_tenant location user below own", user: "erin@contoso.example", method: "POST", path: "/api/v1/customers/contoso-paris/vbr-jobs", status: 403, reason: "outside_tenant"},
+	{name: "scope row after role read-own below own", user: "carol@contoso.example", method: "POST", path: "/api/v1/customers/contoso-paris/agent-jobs", status: 403, reason: "role_forbids"},
 	// module
 	{name: "module_unavailable customers on a site", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/contoso-paris/customers", status: 403, reason: "module_unavailable"},
 	{name: "module_unavailable quick-installation on a distributor", user: "owner@acme.example", method: "GET", path: "/api/v1/customers/acme/quick-installation", status: 403, reason: "module_unavailable"},
