@@ -107,7 +107,7 @@ location_headers := {} if not location_header_is_due
 
 location_header_is_due if {
 	user_is_limited_to_locations
-	not input.route.location
+	route_names_no_location
 }
 
 computer_headers := {"x-tenantgate-computers": concat(",", user_computers)} if {
@@ -246,18 +246,29 @@ user_has_no_location_limit if input.user.locations == []
 
 location_scope_allows if not user_is_limited_to_locations
 
+# Every location qualifier (input.route.locations: a locations/{l} and the
+# {id} of the locations resource) must be one of the user's locations. A
+# value that is not an array is no list of the user's locations: it denies.
 location_scope_allows if {
 	user_is_limited_to_locations
-	input.route.location in user_locations
+	not route_names_no_location
+	is_array(input.route.locations)
+	every location in input.route.locations {
+		location in user_locations
+	}
 }
 
 # A read without a qualifier is allowed and carries x-tenantgate-locations;
 # a write must name one of the user's locations.
 location_scope_allows if {
 	user_is_limited_to_locations
-	not input.route.location
+	route_names_no_location
 	access == "read"
 }
+
+route_names_no_location if not input.route.locations
+
+route_names_no_location if input.route.locations == []
 
 # Row 12: computer scope, for a read-own level only; the target must be the
 # user's own customer (else outside_tenant).

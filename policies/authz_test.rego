@@ -83,7 +83,11 @@ route_to(customer, resource) := {"customer": customer, "resource": resource}
 
 with_id(route, id) := object.union(route, {"id": id})
 
-in_location(route, location) := object.union(route, {"location": location})
+# A location qualifier: Go lists every one in route.locations, in path order.
+in_location(route, location) := object.union(route, {"locations": array.concat(object.get(route, "locations", []), [location])})
+
+# locations/{id}: the id of the locations resource is a location qualifier.
+location_item(route, id) := in_location(with_id(route, id), id)
 
 on_computer(route, computer) := object.union(route, {"computer": computer})
 
@@ -503,13 +507,50 @@ test_decision_location_ill_typed_locations_fail_closed if {
 
 	# A read would need the header, which cannot be built: the default 503.
 	decision_for(doc) == denied("internal_error", 503)
-	reason_for(object.union(doc, {"route": {"location": "hq"}})) == "location_forbidden"
+	reason_for(object.union(doc, {"route": {"locations": ["hq"]}})) == "location_forbidden"
 }
 
 test_decision_location_object_locations_match_nothing if {
 	route := in_location(route_to("contoso", "vbr-jobs"), "hq")
 	doc := object.union(request("bob@contoso.example", "GET", route), {"user": {"locations": {"a": "hq"}}})
 	reason_for(doc) == "location_forbidden"
+}
+
+# bob, limited to hq only.
+bob_at_hq(method, route) := object.union(request("bob@contoso.example", method, route), {"user": {"locations": ["hq"]}})
+
+test_decision_location_locations_id_is_a_qualifier if {
+	nested := location_item(in_location(route_to("contoso", "locations"), "hq"), "branch-1")
+	every method in ["PUT", "DELETE", "GET"] {
+		decision_for(bob_at_hq(method, nested)) == denied("location_forbidden", 403)
+	}
+	reason_for(bob_at_hq("GET", location_item(route_to("contoso", "locations"), "branch-1"))) == "location_forbidden"
+	decision_for(bob_at_hq("PUT", location_item(route_to("contoso", "locations"), "hq"))) == allowed("bob@contoso.example", "contoso", {})
+	own_nested := location_item(in_location(route_to("contoso", "locations"), "hq"), "hq")
+	decision_for(bob_at_hq("DELETE", own_nested)) == allowed("bob@contoso.example", "contoso", {})
+}
+
+test_decision_location_locations_collection if {
+	# A write naming no location is denied; a read is filtered by the header.
+	reason_for(bob_at_hq("POST", route_to("contoso", "locations"))) == "location_forbidden"
+	decision_for(bob_at_hq("GET", route_to("contoso", "locations"))) == allowed("bob@contoso.example", "contoso", {"x-tenantgate-locations": "hq"})
+	no_qualifier := object.union(route_to("contoso", "locations"), {"locations": []})
+	decision_for(bob_at_hq("GET", no_qualifier)) == allowed("bob@contoso.example", "contoso", {"x-tenantgate-locations": "hq"})
+	reason_for(bob_at_hq("PUT", no_qualifier)) == "location_forbidden"
+}
+
+test_decision_location_every_qualifier_must_be_own if {
+	route := {"customer": "contoso", "resource": "vbr-jobs", "locations": ["hq", "paris"]}
+	reason_for(bob_at_hq("GET", route)) == "location_forbidden"
+	reason_for(bob_at_hq("GET", object.union(route, {"locations": ["paris", "hq"]}))) == "location_forbidden"
+	reason_for(bob_at_hq("GET", object.union(route, {"locations": ["hq", "hq"]}))) == "allowed"
+}
+
+test_decision_location_ill_typed_qualifiers_fail_closed if {
+	every locations in ["hq", {"a": "hq"}, true, 5] {
+		route := {"customer": "contoso", "resource": "vbr-jobs", "locations": locations}
+		reason_for(bob_at_hq("GET", route)) == "location_forbidden"
+	}
 }
 
 # ---------------------------------------------------------------------------

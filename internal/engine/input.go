@@ -28,7 +28,6 @@ var (
 	kSuspended = ast.StringTerm("suspended")
 	kRoute     = ast.StringTerm("route")
 	kResource  = ast.StringTerm("resource")
-	kLocation  = ast.StringTerm("location")
 	kComputer  = ast.StringTerm("computer")
 	kTarget    = ast.StringTerm("target")
 	kNamedUser = ast.StringTerm("named_user")
@@ -69,8 +68,11 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 	}
 	if routed {
 		r := ast.NewObject(ast.Item(kCustomer, ast.StringTerm(rt.Customer)), ast.Item(kResource, ast.StringTerm(rt.Resource)))
-		if rt.HasLocation {
-			r.Insert(kLocation, ast.StringTerm(rt.Location))
+		// Every location qualifier (a locations/{l} and a locations
+		// resource's {id}), so the policy checks each one.
+		var lb [2]string
+		if locs := rt.AppendLocations(lb[:0]); len(locs) > 0 {
+			r.Insert(kLocations, stringArray(locs))
 		}
 		if rt.HasComputer {
 			r.Insert(kComputer, ast.StringTerm(rt.Computer))

@@ -70,6 +70,7 @@ func FuzzParse(f *testing.F) {
 		"/api/v1/customers/c1/users/",
 		"/api/v2/customers/c1/users",
 		"/api/v1/customers/c%401/users/alice%40contoso.example",
+		"/api/v1/customers/c1/locations/hq/locations/branch-1",
 	} {
 		f.Add(s)
 	}
@@ -95,6 +96,17 @@ func FuzzParse(f *testing.F) {
 			}
 			if got.HasLocation != (got.Location != "") || got.HasComputer != (got.Computer != "") || got.HasID != (got.ID != "") {
 				t.Fatalf("Parse(%q) = %+v: a Has flag disagrees with its field", segs, got)
+			}
+			// The location qualifiers: locations/{l}, then a locations {id}.
+			var wantLocs []string
+			if got.HasLocation {
+				wantLocs = append(wantLocs, got.Location)
+			}
+			if got.Resource == "locations" && got.HasID {
+				wantLocs = append(wantLocs, got.ID)
+			}
+			if locs := got.AppendLocations(nil); strings.Join(locs, "/") != strings.Join(wantLocs, "/") || len(locs) != len(wantLocs) {
+				t.Fatalf("Parse(%q): location qualifiers %q, want %q", segs, locs, wantLocs)
 			}
 		}
 	})

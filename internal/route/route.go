@@ -5,7 +5,8 @@ package route
 //	/api/v1/customers/{customer}[/locations/{location}][/computers/{computer}]/{resource}[/{id}[/...]]
 //
 // Strings are the decoded segments; segments after {id} are allowed and not
-// reported.
+// reported. The {id} of the locations resource is a location qualifier too
+// (see AppendLocations).
 type Route struct {
 	Customer string
 	Resource string
@@ -61,6 +62,21 @@ func Parse(segs []string, isResource func(string) bool) (Route, bool) {
 		r.ID, r.HasID = segs[i+1], true
 	}
 	return r, true
+}
+
+// AppendLocations appends the route's location qualifiers to dst, in path
+// order, and returns the result: the locations/{l} qualifier, then the {id}
+// of the locations resource, which names a location too (spec section 2:
+// ".../locations/hq/locations/branch-1" has two, hq and branch-1). There are
+// at most two, so a caller's [2]string buffer means no allocation.
+func (r *Route) AppendLocations(dst []string) []string {
+	if r.HasLocation {
+		dst = append(dst, r.Location)
+	}
+	if r.HasID && r.Resource == "locations" {
+		dst = append(dst, r.ID)
+	}
+	return dst
 }
 
 // isComputerQualifier reports whether segs[i:] starts with computers/{c}

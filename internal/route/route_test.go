@@ -1,6 +1,7 @@
 package route
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -117,6 +118,36 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestLocations: every location qualifier, in path order: locations/{l}
+// before a catalog resource, and the {id} of the locations resource.
+func TestLocations(t *testing.T) {
+	for path, want := range map[string][]string{
+		"/api/v1/customers/c1/users":                                   nil,
+		"/api/v1/customers/c1/locations":                               nil,
+		"/api/v1/customers/c1/locations/hq":                            {"hq"},
+		"/api/v1/customers/c1/locations/hq/foo":                        {"hq"},
+		"/api/v1/customers/c1/locations/hq/users/u1":                   {"hq"},
+		"/api/v1/customers/c1/locations/hq/locations":                  {"hq"},
+		"/api/v1/customers/c1/locations/hq/locations/branch-1":         {"hq", "branch-1"},
+		"/api/v1/customers/c1/locations/hq/computers/pc-1/locations/b": {"hq", "b"},
+		"/api/v1/customers/c1/computers/pc-1/locations/hq":             {"hq"},
+		"/api/v1/customers/c1/computers/pc-1/agent-jobs":               nil,
+		"/api/v1/customers/c1/users/hq":                                nil,
+	} {
+		segs, err := Segments(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := Parse(segs, isResource)
+		if !ok {
+			t.Fatalf("Parse(%q): no route", path)
+		}
+		if got := r.AppendLocations(nil); !slices.Equal(got, want) {
+			t.Errorf("%s: locations %q, want %q", path, got, want)
+		}
+	}
+}
+
 func TestParseDefensive(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -149,6 +180,17 @@ func TestParseDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Parse allocs = %v, want 0", allocs)
+	}
+	segs = []string{"api", "v1", "customers", "c1", "locations", "hq", "locations", "branch-1"}
+	allocs = testing.AllocsPerRun(100, func() {
+		r, _ := Parse(segs, isResource)
+		var buf [2]string
+		if len(r.AppendLocations(buf[:0])) != 2 {
+			t.Fatal("want two location qualifiers")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Parse and AppendLocations allocs = %v, want 0", allocs)
 	}
 }
 

@@ -342,6 +342,15 @@ var specCases = []checkCase{
 		headers: map[string]string{"x-tenantgate-user": "bob@contoso.example", "x-tenantgate-role": "company-administrator", "x-tenantgate-customer": "contoso"}},
 	{name: "location scope sorted list", user: "erin@contoso.example", method: "GET", path: "/api/v1/customers/contoso/summary?x=1", status: 200, reason: "allowed",
 		headers: map[string]string{"x-tenantgate-user": "erin@contoso.example", "x-tenantgate-role": "company-user", "x-tenantgate-customer": "contoso", "x-tenantgate-locations": "branch-1,hq"}},
+	// locations/{id} is a location qualifier: bob is limited to hq.
+	{name: "location_forbidden locations id of another location", user: "bob@contoso.example", method: "GET", path: "/api/v1/customers/contoso/locations/branch-1", status: 403, reason: "location_forbidden"},
+	{name: "location_forbidden nested locations id write", user: "bob@contoso.example", method: "PUT", path: "/api/v1/customers/contoso/locations/hq/locations/branch-1", status: 403, reason: "location_forbidden"},
+	{name: "location_forbidden nested locations id delete", user: "bob@contoso.example", method: "DELETE", path: "/api/v1/customers/contoso/locations/hq/locations/branch-1/", status: 403, reason: "location_forbidden"},
+	{name: "location_forbidden locations write naming none", user: "bob@contoso.example", method: "POST", path: "/api/v1/customers/contoso/locations", status: 403, reason: "location_forbidden"},
+	{name: "location write of own locations id", user: "bob@contoso.example", method: "PUT", path: "/api/v1/customers/contoso/locations/hq", status: 200, reason: "allowed",
+		headers: map[string]string{"x-tenantgate-user": "bob@contoso.example", "x-tenantgate-role": "company-administrator", "x-tenantgate-customer": "contoso"}},
+	{name: "location read of locations collection carries scope", user: "bob@contoso.example", method: "GET", path: "/api/v1/customers/contoso/locations", status: 200, reason: "allowed",
+		headers: map[string]string{"x-tenantgate-user": "bob@contoso.example", "x-tenantgate-role": "company-administrator", "x-tenantgate-customer": "contoso", "x-tenantgate-locations": "hq"}},
 	// computer scope
 	{name: "computer_forbidden other computer", user: "carol@contoso.example", method: "GET", path: "/api/v1/customers/contoso/computers/pc-99/agent-jobs", status: 403, reason: "computer_forbidden"},
 	{name: "computer_forbidden protected-computers id", user: "carol@contoso.example", method: "GET", path: "/api/v1/customers/contoso/protected-computers/pc-99", status: 403, reason: "computer_forbidden"},
