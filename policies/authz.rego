@@ -198,19 +198,30 @@ role_level_covers_access if access in tables.level_grants[level]
 level_is_read_own if level == "read-own"
 
 # Row 10: a write to users/{id} naming a company-owner needs a company-owner
-# at or above that owner's customer. A named user whose role is not a known
-# non-owner role is treated as an owner, so a malformed input fails closed.
+# at or above that owner's customer, for every owner it names: Go lists in
+# named_owners each company-owner whose id equals {id} ignoring ASCII case
+# (an upstream may look ids up case-insensitively). The exactly named user
+# counts too unless its role is a known non-owner role, so a malformed input
+# fails closed.
 owner_protection_forbids if {
 	write_names_a_user
-	named_user_may_be_an_owner
-	not requester_may_manage_the_owner
+	some owner in protected_owners
+	not requester_may_manage(owner)
 }
 
 write_names_a_user if {
 	access == "full"
 	input.route.resource == "users"
 	input.route.id
+}
+
+protected_owners contains owner if {
+	some owner in input.named_owners
+}
+
+protected_owners contains input.named_user if {
 	input.named_user
+	named_user_may_be_an_owner
 }
 
 # Written as a negated rule, not `not x in s`: a negated membership test whose
@@ -225,9 +236,9 @@ non_owner_roles contains role.id if {
 	role.id != "company-owner"
 }
 
-requester_may_manage_the_owner if {
+requester_may_manage(owner) if {
 	input.user.role == "company-owner"
-	input.user.customer.id in input.named_user.customer.lineage
+	input.user.customer.id in owner.customer.lineage
 }
 
 # Row 11: location scope. Locations absent or [] mean no limit; anything else

@@ -97,6 +97,7 @@ request(subject, method, route) := object.union_n([
 	{"method": method, "path": {"valid": true}, "subject": subject, "user": user_doc(subject), "route": route},
 	target_part(route.customer),
 	named_user_part(route),
+	named_owners_part(route),
 ])
 
 target_part(customer) := {"target": object.union(customer_doc(customer), {"type": customer_types[customer]})} if {
@@ -109,6 +110,18 @@ named_user_part(route) := {"named_user": {
 	"customer": customer_doc(people[route.id].customer),
 }} if {
 	people[route.id]
+} else := {}
+
+# named_owners: every company-owner whose id equals a users {id} ignoring
+# case, absent when none (as Go builds it).
+named_owners_part(route) := {"named_owners": owners} if {
+	route.resource == "users"
+	owners := [{"id": id, "customer": customer_doc(p.customer)} |
+		some id, p in people
+		p.role == "company-owner"
+		lower(id) == lower(route.id)
+	]
+	count(owners) > 0
 } else := {}
 
 decision_for(doc) := d if {
@@ -450,6 +463,38 @@ test_decision_owner_protection_owner_of_other_branch_denied if {
 test_decision_owner_protection_named_user_without_role_is_protected if {
 	doc := json.remove(request("adam@contoso.example", "PUT", owner_route), ["named_user/role"])
 	reason_for(doc) == "role_forbids"
+}
+
+test_decision_owner_protection_ignores_case if {
+	# No user is Alice@Contoso.example, but an upstream that looks ids up
+	# case-insensitively would write alice's record.
+	route := with_id(route_to("contoso", "users"), "Alice@CONTOSO.example")
+	doc := request("adam@contoso.example", "PUT", route)
+	not doc.named_user
+	decision_for(doc) == denied("role_forbids", 403)
+	reason_for(request("nora@northwind.example", "PUT", route)) == "allowed"
+	reason_for(request("adam@contoso.example", "GET", route)) == "allowed"
+}
+
+test_decision_owner_protection_every_owner_named if {
+	# Two owners whose ids differ only in case: the requester must be at or
+	# above each one's customer.
+	route := with_id(route_to("contoso", "users"), "alice@contoso.example")
+	owners := {"named_owners": [
+		{"id": "alice@contoso.example", "customer": customer_doc("contoso")},
+		{"id": "ALICE@contoso.example", "customer": customer_doc("fabrikam")},
+	]}
+	reason_for(object.union(request("alice@contoso.example", "DELETE", route), owners)) == "role_forbids"
+	reason_for(object.union(request("ann@acme.example", "DELETE", route), owners)) == "allowed"
+	reason_for(object.union(request("nora@northwind.example", "DELETE", route), owners)) == "allowed"
+}
+
+test_decision_owner_protection_ill_typed_owner_is_protected if {
+	route := with_id(route_to("contoso", "users"), "x@contoso.example")
+	every owners in [[{"id": "x@contoso.example"}], [{"customer": {"lineage": "contoso"}}], {"a": {}}] {
+		doc := object.union(request("nora@northwind.example", "PUT", route), {"named_owners": owners})
+		reason_for(doc) == "role_forbids"
+	}
 }
 
 test_decision_owner_protection_only_for_users_resource if {

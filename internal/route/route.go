@@ -1,5 +1,7 @@
 package route
 
+import "github.com/tenantgate/tenantgate/internal/tenant"
+
 // Route is a request path matched against the grammar of spec section 2:
 //
 //	/api/v1/customers/{customer}[/locations/{location}][/computers/{computer}]/{resource}[/{id}[/...]]
@@ -60,6 +62,12 @@ func Parse(segs []string, isResource func(string) bool) (Route, bool) {
 	r.Resource = segs[i]
 	if i+1 < n {
 		r.ID, r.HasID = segs[i+1], true
+		// A users/{id} that no user could have has no route (spec section
+		// 2): it could only name a user to an upstream that reads ids
+		// differently from us (trims a space, folds a non-ASCII letter).
+		if r.Resource == "users" && !tenant.ValidUserID(r.ID) {
+			return Route{}, false
+		}
 	}
 	return r, true
 }

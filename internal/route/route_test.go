@@ -2,6 +2,7 @@ package route
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -103,6 +104,22 @@ func TestParse(t *testing.T) {
 		{name: "singular customer", path: "/api/v1/customer/c1/users"},
 		{name: "missing api", path: "/v1/customers/c1/users"},
 		{name: "extra prefix", path: "/x/api/v1/customers/c1/users"},
+
+		// users/{id}: an id no user could have (spec section 1) has no route.
+		{name: "user id with an encoded space", path: "/api/v1/customers/c1/users/alice%40contoso.example%20"},
+		{name: "user id non-breaking space", path: "/api/v1/customers/c1/users/%C2%A0"},
+		{name: "user id non-ASCII", path: "/api/v1/customers/c1/users/al%C3%AFce"},
+		{name: "user id with a comma", path: "/api/v1/customers/c1/users/a,b"},
+		{name: "user id encoded comma", path: "/api/v1/customers/c1/users/a%2Cb"},
+		{name: "user id with a non-ASCII byte and more segments", path: "/api/v1/customers/c1/users/a%C3%A9b/x"},
+		{name: "user id over 256 bytes", path: "/api/v1/customers/c1/users/" + strings.Repeat("a", 257)},
+		{name: "user id after a location qualifier", path: "/api/v1/customers/c1/locations/hq/users/%20"},
+		{name: "user id 256 bytes", path: "/api/v1/customers/c1/users/" + strings.Repeat("a", 256),
+			want: Route{Customer: "c1", Resource: "users", ID: strings.Repeat("a", 256), HasID: true}, wantOK: true},
+		{name: "user id visible ASCII", path: "/api/v1/customers/c1/users/%3F!~%5E",
+			want: Route{Customer: "c1", Resource: "users", ID: "?!~^", HasID: true}, wantOK: true},
+		{name: "other resource id with a space", path: "/api/v1/customers/c1/vbr-jobs/a%20b",
+			want: Route{Customer: "c1", Resource: "vbr-jobs", ID: "a b", HasID: true}, wantOK: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -333,6 +333,16 @@ var specCases = []checkCase{
 		headers: map[string]string{"x-tenantgate-user": "owner@acme.example", "x-tenantgate-role": "company-owner", "x-tenantgate-customer": "contoso"}},
 	{name: "owner protection read is not protected", user: "admin@northwind.example", method: "GET", path: "/api/v1/customers/contoso/users/alice@contoso.example", status: 200, reason: "allowed",
 		headers: map[string]string{"x-tenantgate-user": "admin@northwind.example", "x-tenantgate-role": "company-administrator", "x-tenantgate-customer": "contoso"}},
+	// Owner protection ignores the case of {id}: an upstream may look ids up
+	// case-insensitively.
+	{name: "owner protection id in another case", user: "admin@northwind.example", method: "PUT", path: "/api/v1/customers/contoso/users/Alice@Contoso.example", status: 403, reason: "role_forbids"},
+	{name: "owner protection id in another case encoded", user: "admin@northwind.example", method: "DELETE", path: "/api/v1/customers/contoso/users/ALICE%40contoso.EXAMPLE", status: 403, reason: "role_forbids"},
+	{name: "owner protection id in another case owner above", user: "owner@acme.example", method: "PUT", path: "/api/v1/customers/contoso/users/Alice@Contoso.example", status: 200, reason: "allowed",
+		headers: map[string]string{"x-tenantgate-user": "owner@acme.example", "x-tenantgate-role": "company-owner", "x-tenantgate-customer": "contoso"}},
+	// A users {id} that no user could have has no route.
+	{name: "no_route user id with an encoded space", user: "admin@northwind.example", method: "PUT", path: "/api/v1/customers/contoso/users/alice%40contoso.example%20", status: 403, reason: "no_route"},
+	{name: "no_route user id non-breaking space", user: "admin@northwind.example", method: "GET", path: "/api/v1/customers/contoso/users/%C2%A0", status: 403, reason: "no_route"},
+	{name: "no_route user id with a comma", user: "admin@northwind.example", method: "DELETE", path: "/api/v1/customers/contoso/users/alice%40contoso.example,x", status: 403, reason: "no_route"},
 	// location scope
 	{name: "location_forbidden other location", user: "bob@contoso.example", method: "GET", path: "/api/v1/customers/contoso/locations/branch-1/vbr-jobs", status: 403, reason: "location_forbidden"},
 	{name: "location_forbidden write without qualifier", user: "bob@contoso.example", method: "POST", path: "/api/v1/customers/contoso/vbr-jobs", status: 403, reason: "location_forbidden"},
