@@ -45,7 +45,9 @@ decision := {
 }
 
 # The checks of spec section 3, in its order: the first failure wins. The
-# owner protection row shares role_forbids but comes after the role check.
+# owner protection row shares role_forbids but comes after the role check; the
+# scope rows hold their users to their own customer, so their outside_tenant
+# comes after module, role and owner protection, not at row 7.
 reason := "bad_path" if {
 	not path_is_valid
 } else := "unauthenticated" if {
@@ -68,8 +70,12 @@ reason := "bad_path" if {
 	not role_level_covers_access
 } else := "role_forbids" if {
 	owner_protection_forbids
+} else := "outside_tenant" if {
+	location_scope_leaves_own_customer
 } else := "location_forbidden" if {
 	not location_scope_allows
+} else := "outside_tenant" if {
+	computer_scope_leaves_own_customer
 } else := "computer_forbidden" if {
 	not computer_scope_allows
 } else := "allowed"
@@ -101,7 +107,7 @@ location_headers := {} if not location_header_is_due
 
 location_header_is_due if {
 	user_is_limited_to_locations
-	not input.route.location
+	route_names_no_location
 }
 
 computer_headers := {"x-tenantgate-computers": concat(",", user_computers)} if {
@@ -166,25 +172,12 @@ method_is_allowed if access
 # Row 6: the path matched the grammar with a catalog resource.
 route_is_in_catalog if catalog_entry
 
-# Row 7: the target is the user's customer or below it; location-limited and
-# read-own users are further held to their own customer.
-target_is_within_tenant if {
-	target_is_at_or_below_user_customer
-	not user_is_held_to_own_customer
-}
-
-target_is_within_tenant if {
-	user_is_held_to_own_customer
-	target_is_user_customer
-}
-
-target_is_at_or_below_user_customer if input.user.customer.id in target.lineage
+# Row 7: the target is the user's customer or below it. Location-limited and
+# read-own users are further held to their own customer, but by the scope
+# rows (11 and 12), in their place.
+target_is_within_tenant if input.user.customer.id in target.lineage
 
 target_is_user_customer if target.id == input.user.customer.id
-
-user_is_held_to_own_customer if user_is_limited_to_locations
-
-user_is_held_to_own_customer if level_is_read_own
 
 # Row 8: the module, if any, is available to the target's type (not the
 # user's): a distributor's owner may use quick installation at a reseller.
@@ -205,19 +198,30 @@ role_level_covers_access if access in tables.level_grants[level]
 level_is_read_own if level == "read-own"
 
 # Row 10: a write to users/{id} naming a company-owner needs a company-owner
-# at or above that owner's customer. A named user whose role is not a known
-# non-owner role is treated as an owner, so a malformed input fails closed.
+# at or above that owner's customer, for every owner it names: Go lists in
+# named_owners each company-owner whose id equals {id} ignoring ASCII case
+# (an upstream may look ids up case-insensitively). The exactly named user
+# counts too unless its role is a known non-owner role, so a malformed input
+# fails closed.
 owner_protection_forbids if {
 	write_names_a_user
-	named_user_may_be_an_owner
-	not requester_may_manage_the_owner
+	some owner in protected_owners
+	not requester_may_manage(owner)
 }
 
 write_names_a_user if {
 	access == "full"
 	input.route.resource == "users"
 	input.route.id
+}
+
+protected_owners contains owner if {
+	some owner in input.named_owners
+}
+
+protected_owners contains input.named_user if {
 	input.named_user
+	named_user_may_be_an_owner
 }
 
 # Written as a negated rule, not `not x in s`: a negated membership test whose
@@ -232,13 +236,19 @@ non_owner_roles contains role.id if {
 	role.id != "company-owner"
 }
 
-requester_may_manage_the_owner if {
+requester_may_manage(owner) if {
 	input.user.role == "company-owner"
-	input.user.customer.id in input.named_user.customer.lineage
+	input.user.customer.id in owner.customer.lineage
 }
 
 # Row 11: location scope. Locations absent or [] mean no limit; anything else
-# (even an ill-typed value) limits, and then fails the membership tests.
+# (even an ill-typed value) limits, and then fails the membership tests. A
+# limited user's target must be its own customer (else outside_tenant).
+location_scope_leaves_own_customer if {
+	user_is_limited_to_locations
+	not target_is_user_customer
+}
+
 user_is_limited_to_locations if not user_has_no_location_limit
 
 user_has_no_location_limit if not input.user.locations
@@ -247,20 +257,37 @@ user_has_no_location_limit if input.user.locations == []
 
 location_scope_allows if not user_is_limited_to_locations
 
+# Every location qualifier (input.route.locations: a locations/{l} and the
+# {id} of the locations resource) must be one of the user's locations. A
+# value that is not an array is no list of the user's locations: it denies.
 location_scope_allows if {
 	user_is_limited_to_locations
-	input.route.location in user_locations
+	not route_names_no_location
+	is_array(input.route.locations)
+	every location in input.route.locations {
+		location in user_locations
+	}
 }
 
 # A read without a qualifier is allowed and carries x-tenantgate-locations;
 # a write must name one of the user's locations.
 location_scope_allows if {
 	user_is_limited_to_locations
-	not input.route.location
+	route_names_no_location
 	access == "read"
 }
 
-# Row 12: computer scope, for a read-own level only.
+route_names_no_location if not input.route.locations
+
+route_names_no_location if input.route.locations == []
+
+# Row 12: computer scope, for a read-own level only; the target must be the
+# user's own customer (else outside_tenant).
+computer_scope_leaves_own_customer if {
+	level_is_read_own
+	not target_is_user_customer
+}
+
 computer_scope_allows if not level_is_read_own
 
 computer_scope_allows if {

@@ -83,7 +83,11 @@ route_to(customer, resource) := {"customer": customer, "resource": resource}
 
 with_id(route, id) := object.union(route, {"id": id})
 
-in_location(route, location) := object.union(route, {"location": location})
+# A location qualifier: Go lists every one in route.locations, in path order.
+in_location(route, location) := object.union(route, {"locations": array.concat(object.get(route, "locations", []), [location])})
+
+# locations/{id}: the id of the locations resource is a location qualifier.
+location_item(route, id) := in_location(with_id(route, id), id)
 
 on_computer(route, computer) := object.union(route, {"computer": computer})
 
@@ -93,6 +97,7 @@ request(subject, method, route) := object.union_n([
 	{"method": method, "path": {"valid": true}, "subject": subject, "user": user_doc(subject), "route": route},
 	target_part(route.customer),
 	named_user_part(route),
+	named_owners_part(route),
 ])
 
 target_part(customer) := {"target": object.union(customer_doc(customer), {"type": customer_types[customer]})} if {
@@ -105,6 +110,18 @@ named_user_part(route) := {"named_user": {
 	"customer": customer_doc(people[route.id].customer),
 }} if {
 	people[route.id]
+} else := {}
+
+# named_owners: every company-owner whose id equals a users {id} ignoring
+# case, absent when none (as Go builds it).
+named_owners_part(route) := {"named_owners": owners} if {
+	route.resource == "users"
+	owners := [{"id": id, "customer": customer_doc(p.customer)} |
+		some id, p in people
+		p.role == "company-owner"
+		lower(id) == lower(route.id)
+	]
+	count(owners) > 0
 } else := {}
 
 decision_for(doc) := d if {
@@ -448,6 +465,38 @@ test_decision_owner_protection_named_user_without_role_is_protected if {
 	reason_for(doc) == "role_forbids"
 }
 
+test_decision_owner_protection_ignores_case if {
+	# No user is Alice@Contoso.example, but an upstream that looks ids up
+	# case-insensitively would write alice's record.
+	route := with_id(route_to("contoso", "users"), "Alice@CONTOSO.example")
+	doc := request("adam@contoso.example", "PUT", route)
+	not doc.named_user
+	decision_for(doc) == denied("role_forbids", 403)
+	reason_for(request("nora@northwind.example", "PUT", route)) == "allowed"
+	reason_for(request("adam@contoso.example", "GET", route)) == "allowed"
+}
+
+test_decision_owner_protection_every_owner_named if {
+	# Two owners whose ids differ only in case: the requester must be at or
+	# above each one's customer.
+	route := with_id(route_to("contoso", "users"), "alice@contoso.example")
+	owners := {"named_owners": [
+		{"id": "alice@contoso.example", "customer": customer_doc("contoso")},
+		{"id": "ALICE@contoso.example", "customer": customer_doc("fabrikam")},
+	]}
+	reason_for(object.union(request("alice@contoso.example", "DELETE", route), owners)) == "role_forbids"
+	reason_for(object.union(request("ann@acme.example", "DELETE", route), owners)) == "allowed"
+	reason_for(object.union(request("nora@northwind.example", "DELETE", route), owners)) == "allowed"
+}
+
+test_decision_owner_protection_ill_typed_owner_is_protected if {
+	route := with_id(route_to("contoso", "users"), "x@contoso.example")
+	every owners in [[{"id": "x@contoso.example"}], [{"customer": {"lineage": "contoso"}}], {"a": {}}] {
+		doc := object.union(request("nora@northwind.example", "PUT", route), {"named_owners": owners})
+		reason_for(doc) == "role_forbids"
+	}
+}
+
 test_decision_owner_protection_only_for_users_resource if {
 	# An owner's id under another resource names no user to protect.
 	doc := request("adam@contoso.example", "DELETE", with_id(route_to("contoso", "locations"), "alice@contoso.example"))
@@ -503,13 +552,50 @@ test_decision_location_ill_typed_locations_fail_closed if {
 
 	# A read would need the header, which cannot be built: the default 503.
 	decision_for(doc) == denied("internal_error", 503)
-	reason_for(object.union(doc, {"route": {"location": "hq"}})) == "location_forbidden"
+	reason_for(object.union(doc, {"route": {"locations": ["hq"]}})) == "location_forbidden"
 }
 
 test_decision_location_object_locations_match_nothing if {
 	route := in_location(route_to("contoso", "vbr-jobs"), "hq")
 	doc := object.union(request("bob@contoso.example", "GET", route), {"user": {"locations": {"a": "hq"}}})
 	reason_for(doc) == "location_forbidden"
+}
+
+# bob, limited to hq only.
+bob_at_hq(method, route) := object.union(request("bob@contoso.example", method, route), {"user": {"locations": ["hq"]}})
+
+test_decision_location_locations_id_is_a_qualifier if {
+	nested := location_item(in_location(route_to("contoso", "locations"), "hq"), "branch-1")
+	every method in ["PUT", "DELETE", "GET"] {
+		decision_for(bob_at_hq(method, nested)) == denied("location_forbidden", 403)
+	}
+	reason_for(bob_at_hq("GET", location_item(route_to("contoso", "locations"), "branch-1"))) == "location_forbidden"
+	decision_for(bob_at_hq("PUT", location_item(route_to("contoso", "locations"), "hq"))) == allowed("bob@contoso.example", "contoso", {})
+	own_nested := location_item(in_location(route_to("contoso", "locations"), "hq"), "hq")
+	decision_for(bob_at_hq("DELETE", own_nested)) == allowed("bob@contoso.example", "contoso", {})
+}
+
+test_decision_location_locations_collection if {
+	# A write naming no location is denied; a read is filtered by the header.
+	reason_for(bob_at_hq("POST", route_to("contoso", "locations"))) == "location_forbidden"
+	decision_for(bob_at_hq("GET", route_to("contoso", "locations"))) == allowed("bob@contoso.example", "contoso", {"x-tenantgate-locations": "hq"})
+	no_qualifier := object.union(route_to("contoso", "locations"), {"locations": []})
+	decision_for(bob_at_hq("GET", no_qualifier)) == allowed("bob@contoso.example", "contoso", {"x-tenantgate-locations": "hq"})
+	reason_for(bob_at_hq("PUT", no_qualifier)) == "location_forbidden"
+}
+
+test_decision_location_every_qualifier_must_be_own if {
+	route := {"customer": "contoso", "resource": "vbr-jobs", "locations": ["hq", "paris"]}
+	reason_for(bob_at_hq("GET", route)) == "location_forbidden"
+	reason_for(bob_at_hq("GET", object.union(route, {"locations": ["paris", "hq"]}))) == "location_forbidden"
+	reason_for(bob_at_hq("GET", object.union(route, {"locations": ["hq", "hq"]}))) == "allowed"
+}
+
+test_decision_location_ill_typed_qualifiers_fail_closed if {
+	every locations in ["hq", {"a": "hq"}, true, 5] {
+		route := {"customer": "contoso", "resource": "vbr-jobs", "locations": locations}
+		reason_for(bob_at_hq("GET", route)) == "location_forbidden"
+	}
 }
 
 # ---------------------------------------------------------------------------
@@ -590,6 +676,51 @@ test_decision_computer_scope_only_for_read_own if {
 	decision_for(doc) == allowed("erin@contoso.example", "contoso", {})
 	collection := request("erin@contoso.example", "GET", route_to("contoso", "agent-jobs"))
 	decision_for(collection) == allowed("erin@contoso.example", "contoso", {})
+}
+
+# ---------------------------------------------------------------------------
+# The outside_tenant of the scope rows (spec section 3): a location-limited or
+# read-own user's target below its own customer fails in the scope row, after
+# module, role and owner protection, not at row 7.
+
+# erin, limited to hq: a location-limited company-user.
+limited_erin(method, route) := object.union(request("erin@contoso.example", method, route), {"user": {"locations": ["hq"]}})
+
+test_decision_scope_outside_tenant_after_role if {
+	# A company-user's level on passphrases (managed-computers) is read.
+	reason_for(limited_erin("POST", route_to("contoso-paris", "passphrases"))) == "role_forbids"
+}
+
+test_decision_scope_outside_tenant_after_module if {
+	# A site has no customers module.
+	reason_for(limited_erin("GET", route_to("contoso-paris", "customers"))) == "module_unavailable"
+}
+
+test_decision_scope_outside_tenant_from_location_row if {
+	# Level full on vbr-jobs passes row 9: the location scope row denies.
+	decision_for(limited_erin("POST", route_to("contoso-paris", "vbr-jobs"))) == denied("outside_tenant", 403)
+	decision_for(limited_erin("GET", in_location(route_to("contoso-paris", "vbr-jobs"), "hq"))) == denied("outside_tenant", 403)
+}
+
+test_decision_scope_outside_tenant_after_owner_protection if {
+	doc := request("bob@contoso.example", "PUT", with_id(route_to("contoso-paris", "users"), "pia@contoso-paris.example"))
+	reason_for(doc) == "role_forbids"
+}
+
+test_decision_scope_outside_tenant_read_own_after_role if {
+	# carol's level on agent-jobs is read-own: a write is the role's denial.
+	reason_for(request("carol@contoso.example", "POST", route_to("contoso-paris", "agent-jobs"))) == "role_forbids"
+	reason_for(request("carol@contoso.example", "GET", route_to("contoso-paris", "agent-jobs"))) == "outside_tenant"
+}
+
+test_decision_scope_outside_tenant_location_before_computer if {
+	# Limited to locations and read-own: the location row's outside_tenant
+	# comes before the computer row's checks.
+	doc := object.union(
+		request("carol@contoso.example", "GET", on_computer(route_to("contoso-paris", "agent-jobs"), "pc-99")),
+		{"user": {"locations": ["hq"]}},
+	)
+	reason_for(doc) == "outside_tenant"
 }
 
 # ---------------------------------------------------------------------------

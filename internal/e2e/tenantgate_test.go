@@ -167,3 +167,79 @@ func serveFlags(t *testing.T) map[string]serveFlag {
 	}
 	return flags
 }
+
+// contractCases are the contract points of issue 9 (spec sections 2-4), sent
+// through the real proxies: scope rows in their place, every location
+// qualifier checked, users/{id} rules, raw bytes RFC 3986 never allows.
+var contractCases = []proxyCase{
+	// The scope rows' outside_tenant comes after module, role and owner
+	// protection (erin is a location-limited company-user).
+	{name: "scope row after role", method: "POST", target: "/api/v1/customers/contoso-paris/passphrases", user: "erin@contoso.example", status: 403, reason: "role_forbids"},
+	{name: "scope row after module", method: "GET", target: "/api/v1/customers/contoso-paris/customers", user: "erin@contoso.example", status: 403, reason: "module_unavailable"},
+	{name: "scope row outside_tenant", method: "POST", target: "/api/v1/customers/contoso-paris/vbr-jobs", user: "erin@contoso.example", status: 403, reason: "outside_tenant"},
+	// locations/{id} is a location qualifier (bob is limited to hq).
+	{name: "nested locations id", method: "PUT", target: "/api/v1/customers/contoso/locations/hq/locations/branch-1", user: "bob@contoso.example", status: 403, reason: "location_forbidden"},
+	{name: "locations id of another location", method: "GET", target: "/api/v1/customers/contoso/locations/branch-1", user: "bob@contoso.example", status: 403, reason: "location_forbidden"},
+	{name: "locations write naming none", method: "POST", target: "/api/v1/customers/contoso/locations", user: "bob@contoso.example", status: 403, reason: "location_forbidden"},
+	{name: "locations id of own location", method: "PUT", target: "/api/v1/customers/contoso/locations/hq", user: "bob@contoso.example",
+		status: 200, upstream: tgHeaders("bob@contoso.example", "company-administrator", "contoso")},
+	// users/{id}: case-insensitive owner protection, ids no user could have.
+	{name: "owner id in another case", method: "PUT", target: "/api/v1/customers/contoso/users/Alice@Contoso.example", user: "admin@northwind.example", status: 403, reason: "role_forbids"},
+	{name: "user id with an encoded space", method: "DELETE", target: "/api/v1/customers/contoso/users/alice%40contoso.example%20", user: "admin@northwind.example", status: 403, reason: "no_route"},
+	{name: "user id non-breaking space", method: "GET", target: "/api/v1/customers/contoso/users/%C2%A0", user: "admin@northwind.example", status: 403, reason: "no_route"},
+	// Raw bytes RFC 3986 never allows in a path: bad_path where the proxy
+	// hands them on raw (nginx). Caddy re-encodes them (%7C, %7B, ...) both
+	// in X-Forwarded-Uri and upstream, so tenantgate decides on exactly the
+	// encoded path the upstream gets: rawBytesReachTenantgate.
+	{name: "raw pipe", method: "DELETE", target: "/api/v1/customers/contoso/users/alice@contoso.example|x", user: "admin@northwind.example", status: 400, reason: "bad_path"},
+	{name: "raw braces", method: "GET", target: "/api/v1/customers/{contoso}/users", user: "alice@contoso.example", status: 400, reason: "bad_path"},
+	{name: "raw caret", method: "GET", target: "/api/v1/customers/contoso/vbr-jobs/a^b", user: "alice@contoso.example", status: 400, reason: "bad_path"},
+	{name: "raw backtick", method: "GET", target: "/api/v1/customers/contoso/vbr-jobs/a`b", user: "alice@contoso.example", status: 400, reason: "bad_path"},
+}
+
+// rawBytesReachTenantgate tells the proxies that pass a raw unsafe path
+// byte on as is (so tenantgate denies bad_path) from those that re-encode it.
+var rawBytesReachTenantgate = map[string]bool{"nginx": true, "caddy": false}
+
+// TestContractThroughProxies sends contractCases through nginx and Caddy,
+// each in front of a real tenantgate and a recording upstream.
+func TestContractThroughProxies(t *testing.T) {
+	tg := startTenantgate(t)
+	up := startUpstream(t)
+	n := 0
+	for _, kind := range proxyKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			p := startProxy(t, kind, tg.httpAddr, up.addr)
+			for _, tc := range contractCases {
+				t.Run(tc.name, func(t *testing.T) {
+					n++
+					id := fmt.Sprintf("contract-%s-%d", kind.name, n)
+					h := map[string]string{idHeader: id, "Authorization": "Bearer " + tg.token(tc.user)}
+					r := p.send(t, tc.method, tc.target, h, "")
+					got := up.requests(id)
+					if tc.reason == "bad_path" && !rawBytesReachTenantgate[kind.name] {
+						// Whatever the answer, no raw unsafe byte may
+						// reach the upstream.
+						for _, s := range got {
+							if strings.ContainsAny(s.URI, " \"<>^`{|}") {
+								t.Errorf("the upstream got %q", s.URI)
+							}
+						}
+						return
+					}
+					if tc.status != 200 {
+						checkDeny(t, p, r, tc.status, tc.reason)
+						if len(got) != 0 {
+							t.Errorf("a denied request reached the upstream: %+v", got)
+						}
+						return
+					}
+					if r.status != 200 || len(got) != 1 {
+						t.Fatalf("status %d (reason %q), upstream got %d requests; want 200 and 1", r.status, r.header.Get("X-Tenantgate-Reason"), len(got))
+					}
+					checkUpstream(t, got[0], tc, h)
+				})
+			}
+		})
+	}
+}

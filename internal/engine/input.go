@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -28,10 +29,10 @@ var (
 	kSuspended = ast.StringTerm("suspended")
 	kRoute     = ast.StringTerm("route")
 	kResource  = ast.StringTerm("resource")
-	kLocation  = ast.StringTerm("location")
 	kComputer  = ast.StringTerm("computer")
 	kTarget    = ast.StringTerm("target")
 	kNamedUser = ast.StringTerm("named_user")
+	kOwners    = ast.StringTerm("named_owners")
 
 	pathValid   = ast.NewTerm(ast.NewObject(ast.Item(kValid, ast.BooleanTerm(true))))
 	pathInvalid = ast.NewTerm(ast.NewObject(ast.Item(kValid, ast.BooleanTerm(false))))
@@ -69,8 +70,11 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 	}
 	if routed {
 		r := ast.NewObject(ast.Item(kCustomer, ast.StringTerm(rt.Customer)), ast.Item(kResource, ast.StringTerm(rt.Resource)))
-		if rt.HasLocation {
-			r.Insert(kLocation, ast.StringTerm(rt.Location))
+		// Every location qualifier (a locations/{l} and a locations
+		// resource's {id}), so the policy checks each one.
+		var lb [2]string
+		if locs := rt.AppendLocations(lb[:0]); len(locs) > 0 {
+			r.Insert(kLocations, stringArray(locs))
 		}
 		if rt.HasComputer {
 			r.Insert(kComputer, ast.StringTerm(rt.Computer))
@@ -86,6 +90,9 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 					ast.Item(kCustomer, customers.term(s.Data.Customers[nu.Customer])),
 				)))
 			}
+			if rt.Resource == "users" {
+				s.insertNamedOwners(input, rt.ID, &customers)
+			}
 		}
 		input.Insert(kRoute, ast.NewTerm(r))
 		if c := s.Data.Customers[rt.Customer]; c != nil {
@@ -95,6 +102,26 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 
 	d, err := s.Policy.Eval(ctx, input)
 	return Result{Decision: d, User: sub, Customer: rt.Customer, Revision: s.Revision}, err
+}
+
+// insertNamedOwners adds named_owners: every company-owner whose id equals
+// id ignoring ASCII case (owner protection, spec section 3), absent when
+// none. Route has checked that a users {id} is a valid user id, so it is
+// ASCII and strings.ToLower is the ASCII fold (and allocates nothing for an
+// id already in lower case).
+func (s *Snapshot) insertNamedOwners(input ast.Object, id string, customers *customerTerms) {
+	owners := s.Data.Owners[strings.ToLower(id)]
+	if len(owners) == 0 {
+		return
+	}
+	terms := make([]*ast.Term, len(owners))
+	for i, o := range owners {
+		terms[i] = ast.NewTerm(ast.NewObject(
+			ast.Item(kID, ast.StringTerm(o.ID)),
+			ast.Item(kCustomer, customers.term(s.Data.Customers[o.Customer])),
+		))
+	}
+	input.Insert(kOwners, ast.ArrayTerm(terms...))
 }
 
 func (s *Snapshot) userTerm(u *tenant.User, customers *customerTerms) *ast.Term {

@@ -3,6 +3,8 @@ package route
 import (
 	"strings"
 	"testing"
+
+	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
 // refParse is the grammar of spec section 2 written as its four shapes,
@@ -46,6 +48,9 @@ func refParse(segs []string) (Route, bool) {
 	if id := at(4 + res + 1); id != "" {
 		r.ID, r.HasID = id, true
 	}
+	if r.Resource == "users" && r.HasID && !tenant.ValidUserID(r.ID) {
+		return Route{}, false
+	}
 	return r, true
 }
 
@@ -70,6 +75,10 @@ func FuzzParse(f *testing.F) {
 		"/api/v1/customers/c1/users/",
 		"/api/v2/customers/c1/users",
 		"/api/v1/customers/c%401/users/alice%40contoso.example",
+		"/api/v1/customers/c1/locations/hq/locations/branch-1",
+		"/api/v1/customers/c1/users/alice%40contoso.example%20",
+		"/api/v1/customers/c1/users/%C2%A0",
+		"/api/v1/customers/c1/users/a,b",
 	} {
 		f.Add(s)
 	}
@@ -95,6 +104,17 @@ func FuzzParse(f *testing.F) {
 			}
 			if got.HasLocation != (got.Location != "") || got.HasComputer != (got.Computer != "") || got.HasID != (got.ID != "") {
 				t.Fatalf("Parse(%q) = %+v: a Has flag disagrees with its field", segs, got)
+			}
+			// The location qualifiers: locations/{l}, then a locations {id}.
+			var wantLocs []string
+			if got.HasLocation {
+				wantLocs = append(wantLocs, got.Location)
+			}
+			if got.Resource == "locations" && got.HasID {
+				wantLocs = append(wantLocs, got.ID)
+			}
+			if locs := got.AppendLocations(nil); strings.Join(locs, "/") != strings.Join(wantLocs, "/") || len(locs) != len(wantLocs) {
+				t.Fatalf("Parse(%q): location qualifiers %q, want %q", segs, locs, wantLocs)
 			}
 		}
 	})

@@ -1,11 +1,14 @@
 package route
 
+import "github.com/tenantgate/tenantgate/internal/tenant"
+
 // Route is a request path matched against the grammar of spec section 2:
 //
 //	/api/v1/customers/{customer}[/locations/{location}][/computers/{computer}]/{resource}[/{id}[/...]]
 //
 // Strings are the decoded segments; segments after {id} are allowed and not
-// reported.
+// reported. The {id} of the locations resource is a location qualifier too
+// (see AppendLocations).
 type Route struct {
 	Customer string
 	Resource string
@@ -59,8 +62,29 @@ func Parse(segs []string, isResource func(string) bool) (Route, bool) {
 	r.Resource = segs[i]
 	if i+1 < n {
 		r.ID, r.HasID = segs[i+1], true
+		// A users/{id} that no user could have has no route (spec section
+		// 2): it could only name a user to an upstream that reads ids
+		// differently from us (trims a space, folds a non-ASCII letter).
+		if r.Resource == "users" && !tenant.ValidUserID(r.ID) {
+			return Route{}, false
+		}
 	}
 	return r, true
+}
+
+// AppendLocations appends the route's location qualifiers to dst, in path
+// order, and returns the result: the locations/{l} qualifier, then the {id}
+// of the locations resource, which names a location too (spec section 2:
+// ".../locations/hq/locations/branch-1" has two, hq and branch-1). There are
+// at most two, so a caller's [2]string buffer means no allocation.
+func (r *Route) AppendLocations(dst []string) []string {
+	if r.HasLocation {
+		dst = append(dst, r.Location)
+	}
+	if r.HasID && r.Resource == "locations" {
+		dst = append(dst, r.ID)
+	}
+	return dst
 }
 
 // isComputerQualifier reports whether segs[i:] starts with computers/{c}

@@ -1,6 +1,8 @@
 package route
 
 import (
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -102,6 +104,22 @@ func TestParse(t *testing.T) {
 		{name: "singular customer", path: "/api/v1/customer/c1/users"},
 		{name: "missing api", path: "/v1/customers/c1/users"},
 		{name: "extra prefix", path: "/x/api/v1/customers/c1/users"},
+
+		// users/{id}: an id no user could have (spec section 1) has no route.
+		{name: "user id with an encoded space", path: "/api/v1/customers/c1/users/alice%40contoso.example%20"},
+		{name: "user id non-breaking space", path: "/api/v1/customers/c1/users/%C2%A0"},
+		{name: "user id non-ASCII", path: "/api/v1/customers/c1/users/al%C3%AFce"},
+		{name: "user id with a comma", path: "/api/v1/customers/c1/users/a,b"},
+		{name: "user id encoded comma", path: "/api/v1/customers/c1/users/a%2Cb"},
+		{name: "user id with a non-ASCII byte and more segments", path: "/api/v1/customers/c1/users/a%C3%A9b/x"},
+		{name: "user id over 256 bytes", path: "/api/v1/customers/c1/users/" + strings.Repeat("a", 257)},
+		{name: "user id after a location qualifier", path: "/api/v1/customers/c1/locations/hq/users/%20"},
+		{name: "user id 256 bytes", path: "/api/v1/customers/c1/users/" + strings.Repeat("a", 256),
+			want: Route{Customer: "c1", Resource: "users", ID: strings.Repeat("a", 256), HasID: true}, wantOK: true},
+		{name: "user id visible ASCII", path: "/api/v1/customers/c1/users/%3F!~%5E",
+			want: Route{Customer: "c1", Resource: "users", ID: "?!~^", HasID: true}, wantOK: true},
+		{name: "other resource id with a space", path: "/api/v1/customers/c1/vbr-jobs/a%20b",
+			want: Route{Customer: "c1", Resource: "vbr-jobs", ID: "a b", HasID: true}, wantOK: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +132,36 @@ func TestParse(t *testing.T) {
 				t.Errorf("Parse(%q) = %+v, %v; want %+v, %v", tt.path, got, ok, tt.want, tt.wantOK)
 			}
 		})
+	}
+}
+
+// TestLocations: every location qualifier, in path order: locations/{l}
+// before a catalog resource, and the {id} of the locations resource.
+func TestLocations(t *testing.T) {
+	for path, want := range map[string][]string{
+		"/api/v1/customers/c1/users":                                   nil,
+		"/api/v1/customers/c1/locations":                               nil,
+		"/api/v1/customers/c1/locations/hq":                            {"hq"},
+		"/api/v1/customers/c1/locations/hq/foo":                        {"hq"},
+		"/api/v1/customers/c1/locations/hq/users/u1":                   {"hq"},
+		"/api/v1/customers/c1/locations/hq/locations":                  {"hq"},
+		"/api/v1/customers/c1/locations/hq/locations/branch-1":         {"hq", "branch-1"},
+		"/api/v1/customers/c1/locations/hq/computers/pc-1/locations/b": {"hq", "b"},
+		"/api/v1/customers/c1/computers/pc-1/locations/hq":             {"hq"},
+		"/api/v1/customers/c1/computers/pc-1/agent-jobs":               nil,
+		"/api/v1/customers/c1/users/hq":                                nil,
+	} {
+		segs, err := Segments(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := Parse(segs, isResource)
+		if !ok {
+			t.Fatalf("Parse(%q): no route", path)
+		}
+		if got := r.AppendLocations(nil); !slices.Equal(got, want) {
+			t.Errorf("%s: locations %q, want %q", path, got, want)
+		}
 	}
 }
 
@@ -149,6 +197,17 @@ func TestParseDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Parse allocs = %v, want 0", allocs)
+	}
+	segs = []string{"api", "v1", "customers", "c1", "locations", "hq", "locations", "branch-1"}
+	allocs = testing.AllocsPerRun(100, func() {
+		r, _ := Parse(segs, isResource)
+		var buf [2]string
+		if len(r.AppendLocations(buf[:0])) != 2 {
+			t.Fatal("want two location qualifiers")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Parse and AppendLocations allocs = %v, want 0", allocs)
 	}
 }
 

@@ -41,8 +41,15 @@ var (
 	// target. Encoded, %3B and %23 are ordinary bytes of an id.
 	ErrPathParameter = errors.New("';' path parameter")
 	ErrFragment      = errors.New("'#' in the path")
-	ErrControlByte   = errors.New("NUL or control byte")
-	ErrInvalidUTF8   = errors.New("invalid UTF-8")
+	// ErrSpace and ErrUnsafeByte are raw bytes RFC 3986 never allows in a
+	// path. Proxies and upstream frameworks differ on them (some reject,
+	// some encode, some truncate at a space), so the upstream could route
+	// another path than the one decided on. Encoded (%20, %7B, ...) they are
+	// ordinary bytes.
+	ErrSpace       = errors.New("raw space")
+	ErrUnsafeByte  = errors.New("raw '\"', '<', '>', '^', '`', '{', '|' or '}'")
+	ErrControlByte = errors.New("NUL or control byte")
+	ErrInvalidUTF8 = errors.New("invalid UTF-8")
 )
 
 // PathError is a failed path check: which check (Err, one of the Err*
@@ -143,8 +150,10 @@ func segment(s string, off int, dec *strings.Builder, rest int) (string, error) 
 	}
 	escapes, high := false, false
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '%':
+		// One table lookup per byte: most bytes are ordinary.
+		switch rawByte[s[i]] {
+		case rawOrdinary:
+		case rawPercent:
 			if i+2 >= len(s) {
 				return "", pathError(ErrMalformedEscape, off+i)
 			}
@@ -157,16 +166,20 @@ func segment(s string, off int, dec *strings.Builder, rest int) (string, error) 
 			}
 			escapes = true
 			i += 2
-		case c == '\\':
-			return "", pathError(ErrBackslash, off+i)
-		case c == ';':
-			return "", pathError(ErrPathParameter, off+i)
-		case c == '#':
-			return "", pathError(ErrFragment, off+i)
-		case c < 0x20 || c == 0x7f:
-			return "", pathError(ErrControlByte, off+i)
-		case c >= utf8.RuneSelf:
+		case rawHigh:
 			high = true
+		case rawBackslash:
+			return "", pathError(ErrBackslash, off+i)
+		case rawSemicolon:
+			return "", pathError(ErrPathParameter, off+i)
+		case rawHash:
+			return "", pathError(ErrFragment, off+i)
+		case rawSpace:
+			return "", pathError(ErrSpace, off+i)
+		case rawUnsafe:
+			return "", pathError(ErrUnsafeByte, off+i)
+		default: // rawControl
+			return "", pathError(ErrControlByte, off+i)
 		}
 	}
 	if !escapes {
@@ -205,6 +218,34 @@ func segment(s string, off int, dec *strings.Builder, rest int) (string, error) 
 	}
 	return d, nil
 }
+
+// Classes of raw path bytes, for the one lookup per byte in segment.
+const (
+	rawOrdinary = iota
+	rawPercent
+	rawHigh // a byte of a multi-byte UTF-8 sequence, validated afterwards
+	rawBackslash
+	rawSemicolon
+	rawHash
+	rawSpace
+	rawUnsafe // " < > ^ ` { | }
+	rawControl
+)
+
+var rawByte = func() (t [256]uint8) {
+	for c := range 0x20 {
+		t[c] = rawControl
+	}
+	t[0x7f] = rawControl
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = rawHigh
+	}
+	t['%'], t['\\'], t[';'], t['#'], t[' '] = rawPercent, rawBackslash, rawSemicolon, rawHash, rawSpace
+	for _, c := range "\"<>^`{|}" {
+		t[c] = rawUnsafe
+	}
+	return t
+}()
 
 // isDotSegment reports "." and "..", also with a ";" path parameter after
 // them: Tomcat, Spring and other servlet containers drop ";..." before

@@ -32,6 +32,8 @@ func TestSegments(t *testing.T) {
 		{name: "encoded at sign", raw: "/users/alice%40contoso.example",
 			want: []string{"users", "alice@contoso.example"}},
 		{name: "encoded space", raw: "/a%20b", want: []string{"a b"}},
+		{name: "encoded unsafe bytes are data", raw: "/a%22%3C%3E%5E%60%7B%7C%7D", want: []string{"a\"<>^`{|}"}},
+		{name: "sub-delims and other allowed bytes", raw: "/a!$&'()*+,=:@~_-b", want: []string{"a!$&'()*+,=:@~_-b"}},
 		{name: "encoded semicolon and hash are id bytes", raw: "/a%3Bb/c%23d", want: []string{"a;b", "c#d"}},
 		{name: "lower-case hex", raw: "/a%3ab", want: []string{"a:b"}},
 		{name: "upper-case hex", raw: "/a%3Ab", want: []string{"a:b"}},
@@ -123,6 +125,17 @@ func TestSegments(t *testing.T) {
 		{name: "tab", raw: "/a\tb", wantErr: ErrControlByte},
 		{name: "unit separator", raw: "/a\x1f", wantErr: ErrControlByte},
 		{name: "DEL", raw: "/a\x7f", wantErr: ErrControlByte},
+		{name: "raw space", raw: "/api/v1/customers/contoso/users/alice@contoso.example /x", wantErr: ErrSpace},
+		{name: "raw trailing space", raw: "/a/b ", wantErr: ErrSpace},
+		{name: "raw double quote", raw: "/a\"b", wantErr: ErrUnsafeByte},
+		{name: "raw less-than", raw: "/a<b", wantErr: ErrUnsafeByte},
+		{name: "raw greater-than", raw: "/a>b", wantErr: ErrUnsafeByte},
+		{name: "raw caret", raw: "/a^b", wantErr: ErrUnsafeByte},
+		{name: "raw backtick", raw: "/a`b", wantErr: ErrUnsafeByte},
+		{name: "raw open brace", raw: "/a{b", wantErr: ErrUnsafeByte},
+		{name: "raw pipe", raw: "/a|b", wantErr: ErrUnsafeByte},
+		{name: "raw close brace", raw: "/a}b", wantErr: ErrUnsafeByte},
+		{name: "unsafe byte in the query is not checked", raw: "/a?x={y}|z w", want: []string{"a"}},
 
 		// Invalid UTF-8, raw and decoded.
 		{name: "raw 0xff", raw: "/a\xffb", wantErr: ErrInvalidUTF8},
@@ -173,6 +186,8 @@ func TestSegmentsErrorOffset(t *testing.T) {
 		{raw: "/a/../b", offset: 3},
 		{raw: "/ok/x\x00", offset: 5},
 		{raw: "/ok/%ff", offset: 4},
+		{raw: "/ok/a b", offset: 5},
+		{raw: "/ok/x/{y}", offset: 6},
 		{raw: "rel", offset: 0},
 	}
 	for _, tt := range tests {
@@ -274,6 +289,7 @@ func FuzzSegments(f *testing.F) {
 		"//a//",
 		"/a\\..\\b",
 		"/%252e%252e/",
+		"/a b/{c}|d^e`f\"<g>",
 	} {
 		f.Add(s)
 	}
@@ -304,6 +320,9 @@ func FuzzSegments(f *testing.F) {
 			}
 		}
 		path, _, _ := strings.Cut(raw, "?")
+		if i := strings.IndexAny(path, " \"<>^`{|};#"); i >= 0 {
+			t.Fatalf("Segments(%q) accepts raw %q", raw, path[i])
+		}
 		if !strings.Contains(path, "%") {
 			var want []string
 			if path != "/" {

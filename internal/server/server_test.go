@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -294,6 +297,15 @@ var specCases = []checkCase{
 	// protection must not be sidestepped by naming "alice...;x".
 	{name: "bad_path path parameter on an owner", user: "admin@northwind.example", method: "DELETE", path: "/api/v1/customers/contoso/users/alice%40contoso.example;x", status: 400, reason: "bad_path"},
 	{name: "bad_path raw fragment", user: "admin@northwind.example", method: "DELETE", path: "/api/v1/customers/contoso/users/alice%40contoso.example#x", status: 400, reason: "bad_path"},
+	// Raw bytes RFC 3986 never allows in a path (a raw space: TestRawSpaceIsBadPath).
+	{name: "bad_path raw double quote", user: "alice@contoso.example", method: "GET", path: `/api/v1/customers/contoso/users/"alice@contoso.example"`, status: 400, reason: "bad_path"},
+	{name: "bad_path raw less-than", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/contoso/users/<x>", status: 400, reason: "bad_path"},
+	{name: "bad_path raw caret", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/contoso/vbr-jobs/a^b", status: 400, reason: "bad_path"},
+	{name: "bad_path raw backtick", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/contoso/vbr-jobs/a`b", status: 400, reason: "bad_path"},
+	{name: "bad_path raw braces", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/{contoso}/users", status: 400, reason: "bad_path"},
+	{name: "bad_path raw pipe", user: "admin@northwind.example", method: "DELETE", path: "/api/v1/customers/contoso/users/alice@contoso.example|x", status: 400, reason: "bad_path"},
+	{name: "unsafe bytes in the query are not checked", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/contoso/users?q={a|b}", status: 200, reason: "allowed",
+		headers: map[string]string{"x-tenantgate-user": "alice@contoso.example", "x-tenantgate-role": "company-owner", "x-tenantgate-customer": "contoso"}},
 	// identity
 	{name: "unauthenticated no token", user: "", method: "GET", path: "/api/v1/customers/contoso/users", status: 401, reason: "unauthenticated"},
 	// user
@@ -313,6 +325,12 @@ var specCases = []checkCase{
 	{name: "outside_tenant unknown customer", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/nope/users", status: 403, reason: "outside_tenant"},
 	{name: "outside_tenant location user below own", user: "bob@contoso.example", method: "GET", path: "/api/v1/customers/contoso-paris/vbr-jobs", status: 403, reason: "outside_tenant"},
 	{name: "outside_tenant read-own below own", user: "carol@contoso.example", method: "GET", path: "/api/v1/customers/contoso-paris/summary", status: 403, reason: "outside_tenant"},
+	// The scope rows' outside_tenant comes after module, role and owner
+	// protection: erin is a location-limited company-user, carol read-own.
+	{name: "scope row after role location user below own", user: "erin@contoso.example", method: "POST", path: "/api/v1/customers/contoso-paris/passphrases", status: 403, reason: "role_forbids"},
+	{name: "scope row after module location user below own", user: "erin@contoso.example", method: "GET", path: "/api/v1/customers/contoso-paris/customers", status: 403, reason: "module_unavailable"},
+	{name: "scope row outside_tenant location user below own", user: "erin@contoso.example", method: "POST", path: "/api/v1/customers/contoso-paris/vbr-jobs", status: 403, reason: "outside_tenant"},
+	{name: "scope row after role read-own below own", user: "carol@contoso.example", method: "POST", path: "/api/v1/customers/contoso-paris/agent-jobs", status: 403, reason: "role_forbids"},
 	// module
 	{name: "module_unavailable customers on a site", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/contoso-paris/customers", status: 403, reason: "module_unavailable"},
 	{name: "module_unavailable quick-installation on a distributor", user: "owner@acme.example", method: "GET", path: "/api/v1/customers/acme/quick-installation", status: 403, reason: "module_unavailable"},
@@ -327,6 +345,16 @@ var specCases = []checkCase{
 		headers: map[string]string{"x-tenantgate-user": "owner@acme.example", "x-tenantgate-role": "company-owner", "x-tenantgate-customer": "contoso"}},
 	{name: "owner protection read is not protected", user: "admin@northwind.example", method: "GET", path: "/api/v1/customers/contoso/users/alice@contoso.example", status: 200, reason: "allowed",
 		headers: map[string]string{"x-tenantgate-user": "admin@northwind.example", "x-tenantgate-role": "company-administrator", "x-tenantgate-customer": "contoso"}},
+	// Owner protection ignores the case of {id}: an upstream may look ids up
+	// case-insensitively.
+	{name: "owner protection id in another case", user: "admin@northwind.example", method: "PUT", path: "/api/v1/customers/contoso/users/Alice@Contoso.example", status: 403, reason: "role_forbids"},
+	{name: "owner protection id in another case encoded", user: "admin@northwind.example", method: "DELETE", path: "/api/v1/customers/contoso/users/ALICE%40contoso.EXAMPLE", status: 403, reason: "role_forbids"},
+	{name: "owner protection id in another case owner above", user: "owner@acme.example", method: "PUT", path: "/api/v1/customers/contoso/users/Alice@Contoso.example", status: 200, reason: "allowed",
+		headers: map[string]string{"x-tenantgate-user": "owner@acme.example", "x-tenantgate-role": "company-owner", "x-tenantgate-customer": "contoso"}},
+	// A users {id} that no user could have has no route.
+	{name: "no_route user id with an encoded space", user: "admin@northwind.example", method: "PUT", path: "/api/v1/customers/contoso/users/alice%40contoso.example%20", status: 403, reason: "no_route"},
+	{name: "no_route user id non-breaking space", user: "admin@northwind.example", method: "GET", path: "/api/v1/customers/contoso/users/%C2%A0", status: 403, reason: "no_route"},
+	{name: "no_route user id with a comma", user: "admin@northwind.example", method: "DELETE", path: "/api/v1/customers/contoso/users/alice%40contoso.example,x", status: 403, reason: "no_route"},
 	// location scope
 	{name: "location_forbidden other location", user: "bob@contoso.example", method: "GET", path: "/api/v1/customers/contoso/locations/branch-1/vbr-jobs", status: 403, reason: "location_forbidden"},
 	{name: "location_forbidden write without qualifier", user: "bob@contoso.example", method: "POST", path: "/api/v1/customers/contoso/vbr-jobs", status: 403, reason: "location_forbidden"},
@@ -336,6 +364,15 @@ var specCases = []checkCase{
 		headers: map[string]string{"x-tenantgate-user": "bob@contoso.example", "x-tenantgate-role": "company-administrator", "x-tenantgate-customer": "contoso"}},
 	{name: "location scope sorted list", user: "erin@contoso.example", method: "GET", path: "/api/v1/customers/contoso/summary?x=1", status: 200, reason: "allowed",
 		headers: map[string]string{"x-tenantgate-user": "erin@contoso.example", "x-tenantgate-role": "company-user", "x-tenantgate-customer": "contoso", "x-tenantgate-locations": "branch-1,hq"}},
+	// locations/{id} is a location qualifier: bob is limited to hq.
+	{name: "location_forbidden locations id of another location", user: "bob@contoso.example", method: "GET", path: "/api/v1/customers/contoso/locations/branch-1", status: 403, reason: "location_forbidden"},
+	{name: "location_forbidden nested locations id write", user: "bob@contoso.example", method: "PUT", path: "/api/v1/customers/contoso/locations/hq/locations/branch-1", status: 403, reason: "location_forbidden"},
+	{name: "location_forbidden nested locations id delete", user: "bob@contoso.example", method: "DELETE", path: "/api/v1/customers/contoso/locations/hq/locations/branch-1/", status: 403, reason: "location_forbidden"},
+	{name: "location_forbidden locations write naming none", user: "bob@contoso.example", method: "POST", path: "/api/v1/customers/contoso/locations", status: 403, reason: "location_forbidden"},
+	{name: "location write of own locations id", user: "bob@contoso.example", method: "PUT", path: "/api/v1/customers/contoso/locations/hq", status: 200, reason: "allowed",
+		headers: map[string]string{"x-tenantgate-user": "bob@contoso.example", "x-tenantgate-role": "company-administrator", "x-tenantgate-customer": "contoso"}},
+	{name: "location read of locations collection carries scope", user: "bob@contoso.example", method: "GET", path: "/api/v1/customers/contoso/locations", status: 200, reason: "allowed",
+		headers: map[string]string{"x-tenantgate-user": "bob@contoso.example", "x-tenantgate-role": "company-administrator", "x-tenantgate-customer": "contoso", "x-tenantgate-locations": "hq"}},
 	// computer scope
 	{name: "computer_forbidden other computer", user: "carol@contoso.example", method: "GET", path: "/api/v1/customers/contoso/computers/pc-99/agent-jobs", status: 403, reason: "computer_forbidden"},
 	{name: "computer_forbidden protected-computers id", user: "carol@contoso.example", method: "GET", path: "/api/v1/customers/contoso/protected-computers/pc-99", status: 403, reason: "computer_forbidden"},
@@ -388,6 +425,34 @@ func TestSpecRows(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRawSpaceIsBadPath: a raw space in the path is bad_path over gRPC and
+// in the forward-auth headers. The <METHOD> /authz/<path> form cannot carry
+// one: the request line ends at the space, and Go's server refuses the line
+// (400) before tenantgate sees it, which is a deny too.
+func TestRawSpaceIsBadPath(t *testing.T) {
+	h := start(t)
+	const path = "/api/v1/customers/contoso/users/alice@contoso.example /x"
+	for name, check := range map[string]func(method, path, user string, extra map[string]string) answer{"grpc": h.grpcCheck, "forward-auth": h.forwardCheck} {
+		if a := check("PUT", path, "admin@northwind.example", nil); a.status != 400 || a.reason != "bad_path" {
+			t.Errorf("%s: got %d %s, want 400 bad_path", name, a.status, a.reason)
+		}
+	}
+	conn, err := net.Dial("tcp", h.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /authz%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", path, h.token("admin@northwind.example"))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("http path form: status %d, want 400", resp.StatusCode)
 	}
 }
 

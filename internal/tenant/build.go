@@ -3,6 +3,7 @@ package tenant
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // build merges the parsed files (in name order), runs the checks that need
@@ -102,6 +103,13 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 	}
 	var a arena
 	deriveLineage(d, customers, &a)
+	d.Owners = make(map[string][]*User, len(owners))
+	for _, r := range users {
+		if u := r.u; u.Role == RoleCompanyOwner {
+			k := strings.ToLower(u.ID) // user ids are ASCII: an ASCII fold
+			d.Owners[k] = append(d.Owners[k], u)
+		}
+	}
 	return d, nil
 }
 

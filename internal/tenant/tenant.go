@@ -64,6 +64,12 @@ type Data struct {
 	Users     map[string]*User
 	Files     []string // the files read, sorted by name
 	Digest    string   // hex sha256 over the file names and contents, for the revision
+
+	// Owners lists the company-owners by their id lower-cased (ids are
+	// ASCII), in declaration order: owner protection covers every owner
+	// whose id equals the path's {id} ignoring case (spec section 3), since
+	// an upstream may look ids up case-insensitively.
+	Owners map[string][]*User
 }
 
 // File is one YAML document to load: a name for error messages and its bytes.

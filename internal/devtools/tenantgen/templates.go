@@ -219,7 +219,14 @@ func (g *gen) limitedAllowed() (Request, error) {
 	if qualified {
 		p = customerPath(c.ID, "locations", u.Locations[g.rng.IntN(len(u.Locations))], r.name)
 	}
-	return Request{User: u.ID, Method: g.method(a), Path: g.maybeID(p)}, nil
+	method := g.method(a)
+	withID := g.maybeID(p)
+	if r.name == "locations" && withID != p {
+		// The {id} of locations is a location qualifier: one of the user's.
+		// (No draw from rng, so the rest of the dataset stays the same.)
+		withID = p + "/" + u.Locations[0]
+	}
+	return Request{User: u.ID, Method: method, Path: withID}, nil
 }
 
 // readOwn lists the resources a subtenant reads for its own computers.
