@@ -131,10 +131,10 @@ BUNDLE_PUB ?= $(DEV)/bundle-verification.pem
 BUNDLE_REV ?= $(shell git describe --always --dirty 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)
 
 $(BUNDLE_KEY):
-	$(GO) run ./internal/bundle/cmd/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
+	$(GO) run ./internal/devtools/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
 
 $(BUNDLE_PUB): | $(BUNDLE_KEY)
-	$(GO) run ./internal/bundle/cmd/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
+	$(GO) run ./internal/devtools/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
 
 .PHONY: bundle
 bundle: $(BUNDLE_PUB) ## build bundles/tenantgate.tar.gz: data and policies, signed with the key in .dev/
