@@ -137,38 +137,35 @@ bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; 
 	@bin/loadbench benchfmt < $(BENCH_OUT)/go.txt | tee $(BENCH_OUT)/go.md
 	@echo; cat $(BENCH_OUT)/load.md
 
-# The bundle: data/ and policies/ staged by internal/bundle (which reads the
-# YAML as tenantgate does), packed and signed by opa build, checked with the
-# public key, then moved into place by rename so a server watching it
-# hot-reloads. opa build runs inside the staging dir so that the module paths
-# in the bundle are /policies/<file>. The development key pair is made once.
+# The bundle: `tenantgate bundle build` validates data/ and policies/, packs
+# them and signs them with the development key (made once by
+# internal/devtools/keygen); the result is checked with the public key, then
+# moved into place by rename so a server watching it hot-reloads. The
+# revision is a hash of the content unless BUNDLE_REV names one.
 #> make bundle: the bundle file
 BUNDLE     ?= bundles/tenantgate.tar.gz
 #> make bundle: the signing key (made once)
 BUNDLE_KEY ?= $(DEV)/bundle-signing.pem
 #> make bundle: its public key
 BUNDLE_PUB ?= $(DEV)/bundle-verification.pem
-BUNDLE_REV ?= $(shell git describe --always --dirty 2>/dev/null || date -u +%Y%m%dT%H%M%SZ)
+#> make bundle: the revision (empty: a hash of the content)
+BUNDLE_REV ?=
 
 $(BUNDLE_KEY):
-	$(GO) run ./internal/bundle/cmd/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
+	$(GO) run ./internal/devtools/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
 
 $(BUNDLE_PUB): | $(BUNDLE_KEY)
-	$(GO) run ./internal/bundle/cmd/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
+	$(GO) run ./internal/devtools/keygen -private $(BUNDLE_KEY) -public $(BUNDLE_PUB)
 
 .PHONY: bundle
-bundle: $(BUNDLE_PUB) ## build bundles/tenantgate.tar.gz: data and policies, signed with the key in .dev/
-	$(GO) run ./cmd/tenantgate validate --data data --policies policies
-	@stage=$$(mktemp -d); out='$(abspath $(BUNDLE))'; tmp="$$out.tmp.tar.gz"; \
-	trap 'rm -rf "$$stage" "$$tmp"' EXIT; \
-	rev='$(BUNDLE_REV)'; opa=$$($(GO) tool -n opa); \
-	$(GO) run ./internal/bundle/cmd/stage -data data -policies policies -revision "$$rev" -out "$$stage"; \
-	mkdir -p "$$(dirname "$$out")"; \
-	(cd "$$stage" && "$$opa" build -b . --revision "$$rev" \
-		--signing-key '$(abspath $(BUNDLE_KEY))' --signing-alg RS256 -o "$$tmp"); \
-	$(GO) run ./cmd/tenantgate validate --bundle "$$tmp" --bundle-verification-key $(BUNDLE_PUB); \
+bundle: build $(BUNDLE_PUB) ## build bundles/tenantgate.tar.gz: data and policies, signed with the key in .dev/ (BUNDLE_REV=: the revision)
+	@out='$(abspath $(BUNDLE))'; tmp="$$out.tmp.tar.gz"; \
+	trap 'rm -f "$$tmp"' EXIT; \
+	$(BIN) bundle build --data data --policies policies --signing-key '$(BUNDLE_KEY)' --signing-alg RS256 \
+		$(if $(BUNDLE_REV),--revision '$(BUNDLE_REV)') -o "$$tmp"; \
+	$(BIN) validate --bundle "$$tmp" --bundle-verification-key '$(BUNDLE_PUB)'; \
 	mv "$$tmp" "$$out"; \
-	echo "built $(BUNDLE), revision $$rev; serve it with:"; \
+	echo "built $(BUNDLE); serve it with:"; \
 	echo "  $(BIN) serve --bundle $(BUNDLE) --bundle-verification-key $(BUNDLE_PUB) --jwt-hs256-secret-file $(SECRET)"
 
 .PHONY: clean

@@ -23,6 +23,7 @@ Usage:
   tenantgate check    [flags]   decide one request for a named user, no token needed
   tenantgate tables   [flags]   print the customer-type and role tables from the policy itself
   tenantgate token    [flags]   mint an HS256 development token from the secret file
+  tenantgate bundle build [flags] validate data and policies and pack them into a signed OPA bundle
   tenantgate version  [flags]   print the version, VCS revision, Go and OPA versions
 
 Run 'tenantgate <command> -h' for a command's flags.
@@ -63,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return token(rest, stdout, stderr)
 	case "version":
 		return version(rest, stdout, stderr)
+	case "bundle":
+		return bundleCmd(rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

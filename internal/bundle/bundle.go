@@ -1,25 +1,25 @@
 // Package bundle serves tenantgate from a signed OPA bundle (a .tar.gz built
-// by `make bundle` with `opa build`) instead of the data and policies
-// directories, and stages the directory that `opa build` packs.
+// by `tenantgate bundle build`, see internal/bundlebuild) instead of the data
+// and policies directories. It only reads: building and signing are
+// internal/bundlebuild's.
 //
 // Reading, signature checking and file hashing are OPA's own (the
 // github.com/open-policy-agent/opa/v1/bundle reader); this package only
 // decides what must be there and turns the bundle into the tenant data and
 // policy modules the engine builds a snapshot from.
 //
-// The layout (see Stage):
+// The layout:
 //
 //	/.manifest                              revision, roots ["tenantgate"], rego_version 1
 //	/policies/<name>.rego                   the policies, no *_test.rego
 //	/data.json                              {"tenantgate": {"tenants": {"<data file name>": {...}}}}
 //	/.signatures.json                       the signature over every other file
 //
-// Each entry under /tenantgate/tenants is one data file as it was staged
+// Each entry under /tenantgate/tenants is one data file as it was built
 // (customers.yaml, users.yaml, ...), in JSON form; it goes through
 // tenant.Load under that name, so the validation is the directory's, and an
 // error names the file, the id and the field. Line numbers do not survive
-// `opa build` (it merges all data into one data.json), so errors from a
-// bundle carry none.
+// (all data is one data.json), so errors from a bundle carry none.
 package bundle
 
 import (
@@ -52,7 +52,7 @@ const (
 	Root = "tenantgate"
 	// TenantsKey is the key under Root that holds one object per data file.
 	TenantsKey = "tenants"
-	// PolicyDir is where Stage puts the .rego files inside the bundle.
+	// PolicyDir is where the .rego files sit inside the bundle.
 	PolicyDir = "policies"
 )
 
@@ -60,7 +60,8 @@ const (
 // signs with kid "default", `opa run` verifies with it).
 const DefaultKeyID = "default"
 
-// DefaultAlgorithm is the signature algorithm `make bundle` signs with.
+// DefaultAlgorithm is the signature algorithm a bundle is signed and
+// verified with when none is named.
 const DefaultAlgorithm = "RS256"
 
 // Options says which bundle to serve and how to check it.
@@ -87,7 +88,7 @@ type Options struct {
 }
 
 // Source is an engine.Source that reads a bundle file afresh on every build,
-// so replacing the file (by rename, as `make bundle` does) is a hot reload
+// so replacing the file (by rename, as `tenantgate bundle build` does) is a hot reload
 // and a bad bundle keeps the last good snapshot serving.
 type Source struct {
 	opts     Options
@@ -97,6 +98,10 @@ type Source struct {
 // asymmetric lists the algorithms a bundle may be verified with: a public
 // key can only verify, whereas an HMAC secret on the server could also sign.
 var asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// SignatureAlgorithms returns the algorithms a bundle may be signed with
+// for this package to verify it.
+func SignatureAlgorithms() []string { return slices.Clone(asymmetric) }
 
 // New checks the options. It fails closed: without a verification key the
 // bundle is refused unless InsecureSkipVerification says otherwise.

@@ -1,4 +1,4 @@
-package bundle
+package bundle_test
 
 import (
 	"context"
@@ -18,11 +18,13 @@ import (
 	"testing"
 
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/tenantgate/tenantgate/internal/bundle"
 )
 
 func TestSignedBundleServes(t *testing.T) {
 	path := signedRepoBundle(t)
-	src := newSource(t, Options{Path: path, VerificationKey: publicKeyFile(t, signingKey())})
+	src := newSource(t, bundle.Options{Path: path, VerificationKey: publicKeyFile(t, signingKey())})
 	e, check := testEngine(t, src)
 	if err := e.Reload(context.Background()); err != nil {
 		t.Fatal(err)
@@ -62,7 +64,7 @@ func TestSignedBundleServes(t *testing.T) {
 
 func TestReadContents(t *testing.T) {
 	k := signingKey()
-	b := fromDir(t, stageRepo(t, ""))
+	b := assembled(t, "")
 	b.Manifest.Revision = "rev-42"
 	// A test module in a bundle is left out, as policy.ReadDir leaves it out.
 	b.Modules = append(b.Modules, opabundle.ModuleFile{
@@ -71,7 +73,7 @@ func TestReadContents(t *testing.T) {
 	})
 	path := writeBundle(t, filepath.Join(t.TempDir(), "b.tar.gz"), b, &k, "some-other-kid")
 	// The key id pins the key: the kid the bundle names does not choose it.
-	c, err := newSource(t, Options{Path: path, VerificationKey: publicKeyFile(t, k)}).Read(context.Background())
+	c, err := newSource(t, bundle.Options{Path: path, VerificationKey: publicKeyFile(t, k)}).Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +99,8 @@ func TestBadBundlesRefused(t *testing.T) {
 	good := signedRepoBundle(t)
 	pub := publicKeyFile(t, signingKey())
 	other := otherKey()
-	unsigned := writeBundle(t, filepath.Join(t.TempDir(), "unsigned.tar.gz"), fromDir(t, stageRepo(t, "")), nil, "")
-	wrongKey := writeBundle(t, filepath.Join(t.TempDir(), "wrong.tar.gz"), fromDir(t, stageRepo(t, "")), &other, DefaultKeyID)
+	unsigned := writeBundle(t, filepath.Join(t.TempDir(), "unsigned.tar.gz"), assembled(t, ""), nil, "")
+	wrongKey := writeBundle(t, filepath.Join(t.TempDir(), "wrong.tar.gz"), assembled(t, ""), &other, bundle.DefaultKeyID)
 	notGzip := writeFile(t, filepath.Join(t.TempDir(), "junk.tar.gz"), "this is not a bundle")
 
 	tests := []struct {
@@ -135,7 +137,7 @@ func TestBadBundlesRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := newSource(t, Options{Path: tt.bundle, VerificationKey: pub}).Read(context.Background())
+			_, err := newSource(t, bundle.Options{Path: tt.bundle, VerificationKey: pub}).Read(context.Background())
 			if err == nil {
 				t.Fatal("served")
 			}
@@ -160,7 +162,7 @@ func TestBadBundleKeepsLastGoodSnapshot(t *testing.T) {
 	path := filepath.Join(dir, "tenantgate.tar.gz")
 	good := signedRepoBundle(t)
 	copyFile(t, good, path)
-	e, check := testEngine(t, newSource(t, Options{Path: path, VerificationKey: publicKeyFile(t, signingKey())}))
+	e, check := testEngine(t, newSource(t, bundle.Options{Path: path, VerificationKey: publicKeyFile(t, signingKey())}))
 	if err := e.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +188,7 @@ func TestBadBundleKeepsLastGoodSnapshot(t *testing.T) {
 	}
 
 	// The forgery is real: served without verification, it lets ivan in.
-	e, check = testEngine(t, newSource(t, Options{Path: path, InsecureSkipVerification: true}))
+	e, check = testEngine(t, newSource(t, bundle.Options{Path: path, InsecureSkipVerification: true}))
 	if err := e.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -196,8 +198,8 @@ func TestBadBundleKeepsLastGoodSnapshot(t *testing.T) {
 }
 
 func TestInsecureSkipVerification(t *testing.T) {
-	unsigned := writeBundle(t, filepath.Join(t.TempDir(), "unsigned.tar.gz"), fromDir(t, stageRepo(t, "")), nil, "")
-	c, err := newSource(t, Options{Path: unsigned, InsecureSkipVerification: true}).Read(context.Background())
+	unsigned := writeBundle(t, filepath.Join(t.TempDir(), "unsigned.tar.gz"), assembled(t, ""), nil, "")
+	c, err := newSource(t, bundle.Options{Path: unsigned, InsecureSkipVerification: true}).Read(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,19 +217,19 @@ func TestOptions(t *testing.T) {
 
 	newErrors := []struct {
 		name string
-		opts Options
+		opts bundle.Options
 		want string
 	}{
-		{"no bundle", Options{VerificationKey: pub}, "no bundle file given"},
-		{"no key and no skip", Options{Path: path}, "a verification key is required"},
-		{"key and skip", Options{Path: path, VerificationKey: pub, InsecureSkipVerification: true}, "exclude each other"},
-		{"symmetric algorithm", Options{Path: path, VerificationKey: pub, Algorithm: "HS256"}, `signature algorithm "HS256": want one of RS256`},
-		{"unknown algorithm", Options{Path: path, VerificationKey: pub, Algorithm: "XX1"}, `signature algorithm "XX1"`},
+		{"no bundle", bundle.Options{VerificationKey: pub}, "no bundle file given"},
+		{"no key and no skip", bundle.Options{Path: path}, "a verification key is required"},
+		{"key and skip", bundle.Options{Path: path, VerificationKey: pub, InsecureSkipVerification: true}, "exclude each other"},
+		{"symmetric algorithm", bundle.Options{Path: path, VerificationKey: pub, Algorithm: "HS256"}, `signature algorithm "HS256": want one of RS256`},
+		{"unknown algorithm", bundle.Options{Path: path, VerificationKey: pub, Algorithm: "XX1"}, `signature algorithm "XX1"`},
 	}
 	for _, tt := range newErrors {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.Logger = quietLogger()
-			_, err := New(tt.opts)
+			_, err := bundle.New(tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("New: %v, want an error containing %q", err, tt.want)
 			}
@@ -245,28 +247,28 @@ func TestOptions(t *testing.T) {
 	}
 	for _, tt := range readErrors {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := newSource(t, Options{Path: path, VerificationKey: tt.key}).Read(context.Background())
+			_, err := newSource(t, bundle.Options{Path: path, VerificationKey: tt.key}).Read(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Read: %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
 
-	s := newSource(t, Options{Path: path, VerificationKey: pub})
+	s := newSource(t, bundle.Options{Path: path, VerificationKey: pub})
 	if got := s.Watched(); !slices.Equal(got, []string{path, pub}) {
 		t.Errorf("Watched() = %v", got)
 	}
-	s = newSource(t, Options{Path: path, InsecureSkipVerification: true})
+	s = newSource(t, bundle.Options{Path: path, InsecureSkipVerification: true})
 	if got := s.Watched(); !slices.Equal(got, []string{path}) {
 		t.Errorf("Watched() = %v", got)
 	}
 }
 
 // handBuilt is a signed bundle with the repository's policies and the given
-// data (JSON), bypassing Stage (which would refuse bad data), and roots as given.
+// data (JSON), bypassing bundlebuild's checks (which would refuse bad data), and roots as given.
 func handBuilt(t *testing.T, data string, roots *[]string, withPolicies bool) string {
 	t.Helper()
-	b := fromDir(t, stageRepo(t, ""))
+	b := assembled(t, "")
 	b.Manifest.Roots = roots
 	b.Data = nil
 	if err := json.Unmarshal([]byte(data), &b.Data); err != nil {
@@ -276,11 +278,11 @@ func handBuilt(t *testing.T, data string, roots *[]string, withPolicies bool) st
 		b.Modules = nil
 	}
 	k := signingKey()
-	return writeBundle(t, filepath.Join(t.TempDir(), "b.tar.gz"), b, &k, DefaultKeyID)
+	return writeBundle(t, filepath.Join(t.TempDir(), "b.tar.gz"), b, &k, bundle.DefaultKeyID)
 }
 
 func TestDataErrorsInBundle(t *testing.T) {
-	root := &[]string{Root}
+	root := &[]string{bundle.Root}
 	tests := []struct {
 		name         string
 		data         string
@@ -322,7 +324,7 @@ func TestDataErrorsInBundle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := handBuilt(t, tt.data, tt.roots, tt.withPolicies)
-			_, err := newSource(t, Options{Path: path, VerificationKey: pub}).Read(context.Background())
+			_, err := newSource(t, bundle.Options{Path: path, VerificationKey: pub}).Read(context.Background())
 			if err == nil {
 				t.Fatal("served")
 			}
@@ -386,7 +388,7 @@ func TestAlgorithms(t *testing.T) {
 		t.Fatal(err)
 	}
 	ecKey, edKey, rsaKey := pemKey(ec), pemKey(ed), signingKey()
-	staged := stageRepo(t, "")
+	base := assembled(t, "")
 
 	tests := []struct {
 		name         string
@@ -402,12 +404,12 @@ func TestAlgorithms(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := fromDir(t, staged)
-			if err := b.GenerateSignature(opabundle.NewSigningConfig(tt.key.private, tt.signAlg, ""), DefaultKeyID, true); err != nil {
+			b := base // a copy: signing sets only its signatures
+			if err := b.GenerateSignature(opabundle.NewSigningConfig(tt.key.private, tt.signAlg, ""), bundle.DefaultKeyID, true); err != nil {
 				t.Fatal(err)
 			}
 			path := writeBundle(t, filepath.Join(t.TempDir(), "b.tar.gz"), b, nil, "")
-			_, err := newSource(t, Options{Path: path, VerificationKey: publicKeyFile(t, tt.key), Algorithm: tt.alg}).Read(context.Background())
+			_, err := newSource(t, bundle.Options{Path: path, VerificationKey: publicKeyFile(t, tt.key), Algorithm: tt.alg}).Read(context.Background())
 			if tt.served && err != nil {
 				t.Errorf("refused: %v", err)
 			}

@@ -1,4 +1,4 @@
-package bundle
+package bundle_test
 
 import (
 	"archive/tar"
@@ -20,6 +20,8 @@ import (
 
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
 
+	"github.com/tenantgate/tenantgate/internal/bundle"
+	"github.com/tenantgate/tenantgate/internal/bundlebuild"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/identity"
 )
@@ -74,31 +76,24 @@ func publicKeyFile(t *testing.T, k testKey) string {
 	return writeFile(t, filepath.Join(t.TempDir(), "verification.pem"), k.public)
 }
 
-// stageRepo stages the repository's data and policies, or data from dataDir.
-func stageRepo(t *testing.T, dataDir string) string {
+// assembled is the repository's data (or the data in dataDir) and policies
+// laid out by bundlebuild, as `tenantgate bundle build` lays them out, with
+// the revision "staged" and no signature.
+func assembled(t *testing.T, dataDir string) opabundle.Bundle {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = "../../data"
 	}
-	out := filepath.Join(t.TempDir(), "stage")
-	if err := Stage(context.Background(), StageOptions{Data: dataDir, Policies: "../../policies", Out: out, Revision: "staged"}); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// fromDir reads a staged directory into an OPA bundle, as opa build does.
-func fromDir(t *testing.T, dir string) opabundle.Bundle {
-	t.Helper()
-	b, err := opabundle.NewCustomReader(opabundle.NewDirectoryLoader(dir)).WithSkipBundleVerification(true).Read()
+	b, _, err := bundlebuild.Assemble(context.Background(), dataDir, "../../policies")
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.Manifest.Revision = "staged"
 	return b
 }
 
 // writeBundle signs b with key under kid (unless key is nil) and writes it
-// with OPA's writer, the way opa build --signing-key does.
+// with OPA's writer, as bundlebuild does.
 func writeBundle(t *testing.T, path string, b opabundle.Bundle, key *testKey, kid string) string {
 	t.Helper()
 	if key != nil {
@@ -123,7 +118,7 @@ func writeBundle(t *testing.T, path string, b opabundle.Bundle, key *testKey, ki
 func signedRepoBundle(t *testing.T) string {
 	t.Helper()
 	k := signingKey()
-	return writeBundle(t, filepath.Join(t.TempDir(), "tenantgate.tar.gz"), fromDir(t, stageRepo(t, "")), &k, DefaultKeyID)
+	return writeBundle(t, filepath.Join(t.TempDir(), "tenantgate.tar.gz"), assembled(t, ""), &k, bundle.DefaultKeyID)
 }
 
 // rewrite copies the tar.gz at src to a new file, passing each entry through
@@ -207,10 +202,10 @@ func replaceIn(t *testing.T, entry, old, new string) func(string, []byte) ([]byt
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // newSource is New with a quiet logger; it fails the test on an error.
-func newSource(t *testing.T, o Options) *Source {
+func newSource(t *testing.T, o bundle.Options) *bundle.Source {
 	t.Helper()
 	o.Logger = quietLogger()
-	s, err := New(o)
+	s, err := bundle.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,20 +1,23 @@
-package bundle
+package bundle_test
 
 import (
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/tenantgate/tenantgate/internal/bundle"
 )
 
-// TestMakeBundle runs the real `make bundle` (keygen, validate, stage,
-// go tool opa build --signing-key, validate --bundle, rename) into a temp
-// dir, serves what it built, and checks a tampered copy is refused.
+// TestMakeBundle runs the real `make bundle` (keygen, tenantgate bundle
+// build --signing-key, validate --bundle, rename) into a temp dir, serves
+// what it built, and checks a tampered copy is refused.
 func TestMakeBundle(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatalf("make is needed to test the bundle target: %v", err)
@@ -22,7 +25,8 @@ func TestMakeBundle(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out", "tenantgate.tar.gz")
 	key, pub := filepath.Join(dir, "dev", "signing.pem"), filepath.Join(dir, "dev", "verification.pem")
-	cmd := exec.Command("make", "--no-print-directory", "bundle", "BUNDLE="+out, "BUNDLE_KEY="+key, "BUNDLE_PUB="+pub)
+	cmd := exec.Command("make", "--no-print-directory", "bundle", "BUNDLE="+out, "BUNDLE_KEY="+key, "BUNDLE_PUB="+pub,
+		"BIN="+filepath.Join(dir, "bin", "tenantgate"))
 	cmd.Dir = "../.."
 	// The outer make's flags (make test) are not this make's business.
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
@@ -42,7 +46,7 @@ func TestMakeBundle(t *testing.T) {
 		t.Errorf("output dir holds %v, want only the bundle (no temp file left)", m)
 	}
 
-	// What opa build wrote: the manifest as staged, the revision set.
+	// The manifest: the root, and the content hash as the revision.
 	f, err := os.Open(out)
 	if err != nil {
 		t.Fatal(err)
@@ -52,11 +56,15 @@ func TestMakeBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if raw.Manifest.Roots == nil || !slices.Equal(*raw.Manifest.Roots, []string{"tenantgate"}) || raw.Manifest.Revision == "" {
-		t.Errorf("manifest %+v: want roots [tenantgate] and a revision", raw.Manifest)
+	if raw.Manifest.Roots == nil || !slices.Equal(*raw.Manifest.Roots, []string{"tenantgate"}) ||
+		!regexp.MustCompile(`^sha256:[0-9a-f]{16}$`).MatchString(raw.Manifest.Revision) {
+		t.Errorf("manifest %+v: want roots [tenantgate] and a content-hash revision", raw.Manifest)
+	}
+	if !strings.Contains(string(output), "(revision "+raw.Manifest.Revision+", signature verified") {
+		t.Errorf("make bundle did not report the revision %s:\n%s", raw.Manifest.Revision, output)
 	}
 
-	src := newSource(t, Options{Path: out, VerificationKey: pub})
+	src := newSource(t, bundle.Options{Path: out, VerificationKey: pub})
 	e, check := testEngine(t, src)
 	if err := e.Reload(context.Background()); err != nil {
 		t.Fatal(err)
@@ -72,7 +80,7 @@ func TestMakeBundle(t *testing.T) {
 	tampered := rewrite(t, out, replaceIn(t, "data.json",
 		`"erin@contoso.example":{"customer":"contoso","locations":["hq","branch-1"],"role":"company-user"}`,
 		`"erin@contoso.example":{"customer":"contoso","locations":["hq","branch-1"],"role":"company-owner"}`), nil)
-	_, err = newSource(t, Options{Path: tampered, VerificationKey: pub}).Read(context.Background())
+	_, err = newSource(t, bundle.Options{Path: tampered, VerificationKey: pub}).Read(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "signature verification failed: data.json: digest mismatch") {
 		t.Errorf("tampered bundle: %v", err)
 	}

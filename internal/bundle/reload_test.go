@@ -1,4 +1,4 @@
-package bundle
+package bundle_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/server"
+
+	"github.com/tenantgate/tenantgate/internal/bundle"
 )
 
 // serve runs a real server on loopback whose watcher reloads eng from src.
@@ -75,12 +77,12 @@ func TestBundleReplacedByRenameHotReloads(t *testing.T) {
 		}
 		writeFile(t, filepath.Join(data, name), string(b))
 	}
-	next := writeBundle(t, filepath.Join(t.TempDir(), "next.tar.gz"), fromDir(t, stageRepo(t, data)), &k, DefaultKeyID)
+	next := writeBundle(t, filepath.Join(t.TempDir(), "next.tar.gz"), assembled(t, data), &k, bundle.DefaultKeyID)
 	// A forged copy of next that would give ivan (invoice-auditor) write access to configuration.
 	forged := rewrite(t, next, replaceIn(t, "policies/tables.rego",
 		`"subtenant-user": "none", "invoice-auditor": "none"}`, `"subtenant-user": "none", "invoice-auditor": "full"}`), nil)
 
-	src := newSource(t, Options{Path: path, VerificationKey: publicKeyFile(t, k)})
+	src := newSource(t, bundle.Options{Path: path, VerificationKey: publicKeyFile(t, k)})
 	eng, check := testEngine(t, src)
 	serve(t, eng, src)
 	const branch = "/api/v1/customers/contoso/locations/branch-1/vbr-jobs"

@@ -1,133 +1,19 @@
-package bundle
+package bundlebuild
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/tenantgate/tenantgate/internal/policy"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
-
-// StageOptions says what to stage and where.
-type StageOptions struct {
-	Data     string // the tenant data directory
-	Policies string // the policies directory
-	Out      string // the staging directory: created, or empty
-	Revision string // the manifest's revision (opa build --revision overrides it)
-}
-
-// Manifest is the .manifest Stage writes.
-type Manifest struct {
-	Revision    string   `json:"revision"`
-	Roots       []string `json:"roots"`
-	RegoVersion int      `json:"rego_version"`
-}
-
-// Stage writes the directory `opa build -b` packs into a bundle: the
-// manifest, the non-test policies under policies/, and each data file as
-// tenantgate/tenants/<file name>/data.json (opa build only takes files named
-// data.json or data.yaml as data, placed by their directory).
-//
-// The data is validated first (tenant.LoadDir, every error). It is then
-// converted to JSON here rather than left to opa build's YAML reader, with
-// tenantgate's reading of YAML: a number, a date or a float is taken as
-// written (0123, 2024-01-01 and 1.50 stay those strings, as tenant.Load
-// reads them), where a generic converter would turn them into 123,
-// 2024-01-01T00:00:00Z and 1.5 and silently change an id. The JSON is then
-// loaded back and must give exactly the validated data.
-func Stage(ctx context.Context, opts StageOptions) error {
-	if opts.Data == "" || opts.Policies == "" || opts.Out == "" {
-		return errors.New("stage: the data dir, the policies dir and the output dir are all required")
-	}
-	if err := emptyDir(opts.Out); err != nil {
-		return err
-	}
-	want, err := tenant.LoadDir(opts.Data)
-	if err != nil {
-		return fmt.Errorf("stage: %w", err)
-	}
-	staged := make([]tenant.File, 0, len(want.Files))
-	for _, path := range want.Files {
-		content, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("stage: %w", err)
-		}
-		js, err := YAMLToJSON(content)
-		if err != nil {
-			return fmt.Errorf("stage: data file %s: %w", path, err)
-		}
-		name := filepath.Base(path)
-		staged = append(staged, tenant.File{Name: name, Content: js})
-		if err := stageFile(filepath.Join(opts.Out, Root, TenantsKey, name, "data.json"), js); err != nil {
-			return err
-		}
-	}
-	got, err := tenant.Load(staged)
-	if err != nil {
-		return fmt.Errorf("stage: the JSON form of %s does not load (a bug in internal/bundle): %w", opts.Data, err)
-	}
-	if err := sameData(want, got); err != nil {
-		return fmt.Errorf("stage: the JSON form of %s differs from the YAML (a data file changed while staging, or a bug in internal/bundle): %w", opts.Data, err)
-	}
-
-	mods, err := policy.ReadDir(opts.Policies)
-	if err != nil {
-		return fmt.Errorf("stage: %w", err)
-	}
-	if _, err := policy.Compile(ctx, mods); err != nil {
-		return fmt.Errorf("stage: %w", err)
-	}
-	for _, m := range mods {
-		if err := stageFile(filepath.Join(opts.Out, PolicyDir, filepath.Base(m.Name)), m.Content); err != nil {
-			return err
-		}
-	}
-
-	man, err := json.Marshal(Manifest{Revision: opts.Revision, Roots: []string{Root}, RegoVersion: 1})
-	if err != nil {
-		return fmt.Errorf("stage: manifest: %w", err)
-	}
-	return stageFile(filepath.Join(opts.Out, ".manifest"), man)
-}
-
-// emptyDir makes dir, or checks it is empty: a stale file left in it would
-// end up in the bundle.
-func emptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("stage: %w", err)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("stage: %w", err)
-	case len(entries) > 0:
-		return fmt.Errorf("stage: output dir %s is not empty", dir)
-	}
-	return nil
-}
-
-func stageFile(path string, content []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("stage: %w", err)
-	}
-	if err := os.WriteFile(path, content, 0o644); err != nil {
-		return fmt.Errorf("stage: %w", err)
-	}
-	return nil
-}
 
 // YAMLToJSON converts one tenant data document to JSON the way tenant.Load
 // reads YAML: strings, numbers, dates and floats become JSON strings of the

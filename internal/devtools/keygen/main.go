@@ -2,15 +2,17 @@
 // `make bundle`, if it is missing: an RSA private key (PKCS#8 PEM, mode 0600)
 // and its public key (PKIX PEM). An existing private key is never replaced.
 //
-//	go run ./internal/bundle/cmd/keygen -private .dev/bundle-signing.pem -public .dev/bundle-verification.pem
+// It is development tooling, not a tenantgate command: a production signing
+// key comes from the operator's PKI or KMS and stays in CI (`openssl genpkey
+// -algorithm RSA -pkeyopt rsa_keygen_bits:2048` makes one by hand).
+//
+//	go run ./internal/devtools/keygen -private .dev/bundle-signing.pem -public .dev/bundle-verification.pem
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
-
-	"github.com/tenantgate/tenantgate/internal/bundle"
 )
 
 func main() {
@@ -21,7 +23,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	madeKey, wrotePublic, err := bundle.EnsureKeyPair(*private, *public)
+	madeKey, wrotePublic, err := EnsureKeyPair(*private, *public)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -1,6 +1,8 @@
-package bundle
+package main
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -48,7 +50,7 @@ func TestEnsureKeyPair(t *testing.T) {
 	}{
 		{"both present: nothing to do", func() {}, false},
 		{"public key missing: derived again", func() { os.Remove(pub) }, true},
-		{"public key of another key: rewritten", func() { writeFile(t, pub, otherKey().public) }, true},
+		{"public key of another key: rewritten", func() { writeFile(t, pub, otherPublicKey(t)) }, true},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -82,4 +84,26 @@ func TestEnsureKeyPair(t *testing.T) {
 			t.Errorf("got %v", err)
 		}
 	})
+}
+
+// otherPublicKey is the PEM public key of a fresh key pair.
+func otherPublicKey(t *testing.T) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
