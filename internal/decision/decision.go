@@ -7,7 +7,6 @@ package decision
 import (
 	"encoding/json"
 	"iter"
-	"slices"
 	"strings"
 )
 
@@ -112,31 +111,78 @@ func (d Decision) Body() []byte {
 	return b
 }
 
+// IsTenantgateHeader reports whether a header name is one of tenantgate's
+// (spec section 3): lower-cased, with `_` read as `-`, it starts with
+// HeaderPrefix. Many stacks (CGI, PHP, WSGI, nginx's $http_ variables) map
+// `x_tenantgate_user` and `x-tenantgate-user` to one variable, so a client
+// must not pass either spelling off as tenantgate's.
+func IsTenantgateHeader(name string) bool {
+	if len(name) < len(HeaderPrefix) {
+		return false
+	}
+	for i := range len(HeaderPrefix) {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != HeaderPrefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // HeadersToRemove lists, for an allow, the request headers to strip before
 // the request goes upstream, lower-case: every header tenantgate may set
 // that this decision does not (whether or not the client's copy was shown
-// to us: a proxy may forward only some headers), and any other
-// x-tenantgate-* header among sent (the request's header names, any case)
-// that the decision does not set. Both front ends use it, so gRPC's
-// headers_to_remove and the HTTP mode's x-envoy-auth-headers-to-remove
-// always agree.
+// to us: a proxy may forward only some headers), and every other header
+// among sent (the request's header names, any case) that IsTenantgateHeader,
+// in the spelling it was sent with (Envoy removes by exact name, so
+// `x_tenantgate_user` is listed even when the decision sets
+// `x-tenantgate-user`). A header the decision sets is never listed: it is
+// overwritten, whatever order Envoy applies the two lists in. Both front
+// ends use it, so gRPC's headers_to_remove and the HTTP mode's
+// x-envoy-auth-headers-to-remove always agree.
+//
+// The cost is linear in the number of names sent: a client decides how many
+// it sends (tens of thousands fit in a gRPC message), so duplicates are
+// found with a map, built only once a client sends a name of ours.
 func (d Decision) HeadersToRemove(sent iter.Seq[string]) []string {
-	out := make([]string, 0, len(HeaderNames))
+	// One variable for the loop body to capture: range-over-func moves the
+	// body into a closure, and each captured variable is one allocation.
+	var st struct {
+		out    []string
+		listed map[string]struct{}
+	}
+	st.out = make([]string, 0, len(HeaderNames))
 	for _, name := range HeaderNames {
 		if _, set := d.Header(name); !set {
-			out = append(out, name)
+			st.out = append(st.out, name)
 		}
 	}
 	for name := range sent {
-		if len(name) < len(HeaderPrefix) || !strings.EqualFold(name[:len(HeaderPrefix)], HeaderPrefix) {
+		if !IsTenantgateHeader(name) {
 			continue
 		}
-		lower := strings.ToLower(name)
-		if _, set := d.Header(lower); !set && !slices.Contains(out, lower) {
-			out = append(out, lower)
+		if st.listed == nil {
+			st.listed = make(map[string]struct{}, len(st.out)+1)
+			for _, n := range st.out {
+				st.listed[n] = struct{}{}
+			}
 		}
+		lower := strings.ToLower(name) // no copy when already lower-case, as Envoy sends them
+		if _, dup := st.listed[lower]; dup {
+			continue
+		}
+		if _, set := d.Header(lower); set {
+			continue
+		}
+		st.listed[lower] = struct{}{}
+		st.out = append(st.out, lower)
 	}
-	return out
+	return st.out
 }
 
 // Header returns the value of the named header and whether it is present.

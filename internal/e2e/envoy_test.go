@@ -303,8 +303,8 @@ func checkExtAuthz(t *testing.T, bs *bootstrapv3.Bootstrap, hcm *hcmv3.HttpConne
 			}
 		}
 		// tenantgate must see the token, and the client's own
-		// x-tenantgate-* headers to have them removed.
-		for _, h := range []string{"authorization", decision.HeaderLocations, "x-tenantgate-anything"} {
+		// x-tenantgate-* headers, in every spelling, to have them removed.
+		for _, h := range []string{"authorization", decision.HeaderLocations, "x-tenantgate-anything", "x_tenantgate_user", "x-tenantgate_role", "x_tenantgate-customer"} {
 			if !matches(ea.GetAllowedHeaders(), h) {
 				t.Errorf("allowed_headers does not send %s to tenantgate", h)
 			}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +13,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	yaml "go.yaml.in/yaml/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
@@ -224,6 +231,50 @@ func TestKubernetesExamples(t *testing.T) {
 		}
 	})
 
+	t.Run("istio sends every portal request to tenantgate", func(t *testing.T) {
+		ap := only(t, ms, "AuthorizationPolicy", "")
+		var portal any
+		for _, c := range list(pod, "containers") {
+			if str(c, "name") == "portal" {
+				portal = c
+			}
+		}
+		ports := list(portal, "ports")
+		if len(ports) != 1 {
+			t.Fatalf("the portal container has ports %v, want one", ports)
+		}
+		portalPort, _ := get(ports[0], "containerPort").(int)
+		svc := only(t, ms, "Service", "portal")
+		for _, sp := range list(svc.doc, "spec", "ports") {
+			if tp := get(sp, "targetPort"); tp != str(ports[0], "name") && tp != portalPort {
+				t.Errorf("Service portal targets %v, not the portal container's port %d", tp, portalPort)
+			}
+		}
+		_, adminPort, _ := net.SplitHostPort(flags["admin-addr"])
+		admin, _ := strconv.Atoi(adminPort)
+		// Every path, any case, any host and method, on the portal's port:
+		// /API/... and /api are no_route from tenantgate, and on every path
+		// a client's x-tenantgate-* headers are stripped.
+		for _, r := range []istioRequest{
+			{portalPort, "GET", "portal.example", "/api/v1/customers/contoso/users"},
+			{portalPort, "GET", "portal.example", "/API/v1/customers/contoso/users"},
+			{portalPort, "DELETE", "portal.example", "/Api/v1/customers/contoso/users/alice%40contoso.example"},
+			{portalPort, "GET", "portal.example", "/api"},
+			{portalPort, "GET", "portal.example", "/api/"},
+			{portalPort, "GET", "PORTAL.example:80", "/"},
+			{portalPort, "POST", "10.0.0.7", "/login"},
+			{portalPort, "get", "", "/static/app.js?v=1"},
+		} {
+			if !policyMatches(t, ap, r) {
+				t.Errorf("%s %s%s on port %d does not go to tenantgate", r.method, r.host, r.path, r.port)
+			}
+		}
+		// tenantgate's admin listener (probes, metrics) is no decision.
+		if r := (istioRequest{admin, "GET", "", "/metrics"}); policyMatches(t, ap, r) {
+			t.Errorf("GET /metrics on tenantgate's admin port %d goes to tenantgate: it would be no_route", admin)
+		}
+	})
+
 	t.Run("istio provider reaches the sidecar", func(t *testing.T) {
 		ap := only(t, ms, "AuthorizationPolicy", "")
 		if got := str(ap.doc, "spec", "action"); got != "CUSTOM" {
@@ -335,4 +386,135 @@ func TestKubernetesExamples(t *testing.T) {
 			t.Errorf("provider port %d, ServiceEntry ports %v, --grpc-addr port %d: all must be the same", port, sePorts, want)
 		}
 	})
+}
+
+// istioRequest is what an AuthorizationPolicy operation can match on.
+type istioRequest struct {
+	port         int
+	method, host string
+	path         string // as sent, query included: Istio matches the path without it
+}
+
+// policyMatches evaluates an AuthorizationPolicy's rules on a request as
+// Istio does: a rule matches when each of its parts does, an operation when
+// each field it has does (paths case-sensitive, hosts not; "*" alone, a
+// leading or a trailing "*" are wildcards). A rule with from or when depends
+// on the caller, which a policy that must send every request to tenantgate
+// has no business doing: that fails the test.
+func policyMatches(t *testing.T, ap manifest, r istioRequest) bool {
+	t.Helper()
+	path, _, _ := strings.Cut(r.path, "?")
+	for i, rule := range list(ap.doc, "spec", "rules") {
+		if get(rule, "from") != nil || get(rule, "when") != nil {
+			t.Errorf("%s: rule %d has from or when: some callers would not be checked", ap.file, i)
+		}
+		tos := list(rule, "to")
+		if len(tos) == 0 {
+			return true // an empty rule matches every request
+		}
+		for _, to := range tos {
+			op, _ := get(to, "operation").(map[string]any)
+			ok := true
+			for field, values := range op {
+				vals := list(op, field)
+				var m bool
+				switch strings.TrimPrefix(field, "not") {
+				case "Ports", "ports":
+					m = slices.ContainsFunc(vals, func(v any) bool { return fmt.Sprint(v) == strconv.Itoa(r.port) })
+				case "Methods", "methods":
+					m = slices.ContainsFunc(vals, func(v any) bool { return istioMatch(fmt.Sprint(v), r.method) })
+				case "Hosts", "hosts":
+					m = slices.ContainsFunc(vals, func(v any) bool { return istioMatch(strings.ToLower(fmt.Sprint(v)), strings.ToLower(r.host)) })
+				case "Paths", "paths":
+					m = slices.ContainsFunc(vals, func(v any) bool { return istioMatch(fmt.Sprint(v), path) })
+				default:
+					t.Fatalf("%s: operation field %s (%v) is not understood by this test", ap.file, field, values)
+				}
+				if strings.HasPrefix(field, "not") {
+					m = !m
+				}
+				ok = ok && m
+			}
+			if ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// istioMatch is Istio's string match: exact, "*", "prefix*" or "*suffix".
+func istioMatch(pattern, s string) bool {
+	switch {
+	case pattern == "*":
+		return s != ""
+	case strings.HasSuffix(pattern, "*"):
+		return strings.HasPrefix(s, strings.TrimSuffix(pattern, "*"))
+	case strings.HasPrefix(pattern, "*"):
+		return strings.HasSuffix(s, strings.TrimPrefix(pattern, "*"))
+	default:
+		return s == pattern
+	}
+}
+
+// TestIstioPortalRequests: what the shipped AuthorizationPolicy now sends to
+// tenantgate, answered by a real tenantgate over gRPC as Istio's Envoy asks
+// it: paths outside /api/* in any case are no_route, and on an allow the
+// client's x-tenantgate-* headers, in every spelling, are removed.
+func TestIstioPortalRequests(t *testing.T) {
+	ap := only(t, readManifests(t, filepath.Join("testdata", "k8s")), "AuthorizationPolicy", "")
+	tg := startTenantgate(t)
+	conn, err := grpc.NewClient(tg.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+
+	// Envoy lower-cases header names; the `_` spellings it passes on as is.
+	forged := map[string]string{}
+	for name, v := range forgedEverySpelling {
+		if decision.IsTenantgateHeader(name) {
+			forged[strings.ToLower(name)] = v
+		}
+	}
+	alice := tg.token("alice@contoso.example")
+	for _, tc := range []struct {
+		method, path string
+		reason       string
+	}{
+		{"GET", "/API/v1/customers/contoso/users", decision.ReasonNoRoute},
+		{"GET", "/Api/v1/customers/contoso/users", decision.ReasonNoRoute},
+		{"GET", "/api", decision.ReasonNoRoute},
+		{"GET", "/", decision.ReasonNoRoute},
+		{"GET", "/index.html", decision.ReasonNoRoute},
+		{"GET", "/api/v1/customers/contoso/users", decision.ReasonAllowed},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			if !policyMatches(t, ap, istioRequest{8000, tc.method, "portal.example", tc.path}) {
+				t.Fatalf("the AuthorizationPolicy does not send %s %s to tenantgate", tc.method, tc.path)
+			}
+			req := envoyCheckRequest(tc.method, tc.path, envoyHeaders(tc.method, tc.path, alice, forged), false)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := client.Check(ctx, req)
+			if err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			if tc.reason != decision.ReasonAllowed {
+				checkDenied(t, resp, 403, tc.reason, code.Code_PERMISSION_DENIED)
+				return
+			}
+			rm := resp.GetOkResponse().GetHeadersToRemove()
+			set := map[string]bool{}
+			for _, h := range resp.GetOkResponse().GetHeaders() {
+				set[h.GetHeader().GetKey()] = true
+			}
+			for name := range forged {
+				if !set[name] && !slices.Contains(rm, name) {
+					t.Errorf("forged %s is neither overwritten nor removed (headers_to_remove %q)", name, rm)
+				}
+			}
+		})
+	}
 }

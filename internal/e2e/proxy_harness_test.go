@@ -87,6 +87,10 @@ type proxyKind struct {
 	// unreachableStatus is what the client gets when tenantgate cannot be
 	// reached at all.
 	unreachableStatus int
+	// keepsOtherTenantgateNames: the proxy cannot remove headers by a name
+	// prefix, so a client's x-tenantgate-* header that tenantgate never sets
+	// reaches the app.
+	keepsOtherTenantgateNames bool
 }
 
 var nginx = proxyKind{
@@ -94,7 +98,8 @@ var nginx = proxyKind{
 	args: func(dir, conf string) []string {
 		return []string{"-p", dir, "-c", conf, "-g", "daemon off;"}
 	},
-	unreachableStatus: http.StatusServiceUnavailable,
+	unreachableStatus:         http.StatusServiceUnavailable,
+	keepsOtherTenantgateNames: true,
 }
 
 var caddy = proxyKind{
@@ -143,19 +148,28 @@ type proxyParams struct {
 // renderConfig fills a template from testdata/ into dir.
 func renderConfig(t *testing.T, kind proxyKind, p proxyParams) string {
 	t.Helper()
-	tmpl, err := template.New(kind.template).Option("missingkey=error").ParseFiles(filepath.Join("testdata", kind.template))
+	b, err := render(kind, p)
 	if err != nil {
-		t.Fatalf("testdata/%s: %v", kind.template, err)
-	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, p); err != nil {
-		t.Fatalf("testdata/%s: %v", kind.template, err)
+		t.Fatal(err)
 	}
 	conf := filepath.Join(p.Dir, kind.confName)
-	if err := os.WriteFile(conf, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(conf, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return conf
+}
+
+// render fills a template from testdata/.
+func render(kind proxyKind, p proxyParams) ([]byte, error) {
+	tmpl, err := template.New(kind.template).Option("missingkey=error").ParseFiles(filepath.Join("testdata", kind.template))
+	if err != nil {
+		return nil, fmt.Errorf("testdata/%s: %w", kind.template, err)
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, p); err != nil {
+		return nil, fmt.Errorf("testdata/%s: %w", kind.template, err)
+	}
+	return b.Bytes(), nil
 }
 
 // freePort asks the kernel for a free loopback port. Another process may
@@ -303,7 +317,8 @@ var client = &http.Client{
 }
 
 // send sends one request through the proxy with the raw target as is (no
-// cleaning, no re-encoding).
+// cleaning, no re-encoding), and the header names as spelt in header (not
+// canonicalized: a forged x_tenantgate_user must go out as such).
 func (p *proxy) send(t *testing.T, method, target string, header map[string]string, body string) reply {
 	t.Helper()
 	var rd io.Reader
@@ -317,7 +332,7 @@ func (p *proxy) send(t *testing.T, method, target string, header map[string]stri
 	req.URL.Opaque = target
 	req.Host = "portal.example"
 	for k, v := range header {
-		req.Header.Set(k, v)
+		req.Header[k] = []string{v}
 	}
 	resp, err := client.Do(req)
 	if err != nil {

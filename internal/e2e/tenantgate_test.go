@@ -237,7 +237,7 @@ func TestContractThroughProxies(t *testing.T) {
 					if r.status != 200 || len(got) != 1 {
 						t.Fatalf("status %d (reason %q), upstream got %d requests; want 200 and 1", r.status, r.header.Get("X-Tenantgate-Reason"), len(got))
 					}
-					checkUpstream(t, got[0], tc, h)
+					checkUpstream(t, kind, got[0], tc, h)
 				})
 			}
 		})

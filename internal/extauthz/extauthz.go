@@ -69,7 +69,8 @@ func header(h *authv3.AttributeContext_HttpRequest, name string) string {
 
 // Response builds the CheckResponse for a decision. On allow, every header
 // the decision adds overwrites a client-sent copy, and every other
-// client-sent x-tenantgate-* header is removed, so the upstream sees only
+// client-sent x-tenantgate-* header (any case, `_` read as `-`:
+// decision.IsTenantgateHeader) is removed, so the upstream sees only
 // tenantgate's. (Envoy appends by default, hence OVERWRITE_IF_EXISTS_OR_ADD;
 // and a header we set is not also listed for removal, whatever order Envoy
 // applies the two lists in.)

@@ -98,7 +98,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Write writes a decision as the HTTP-mode response. reqHeader is the
-// request's, to list the client's own x-tenantgate-* headers for removal
+// request's, to list the client's own x-tenantgate-* headers (any case, `_`
+// read as `-`) for removal
 // (Envoy honours x-envoy-auth-headers-to-remove; nginx and Caddy configs
 // overwrite the headers instead).
 func Write(w http.ResponseWriter, reqHeader http.Header, d decision.Decision) {
