@@ -21,6 +21,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	// gzip registers itself as a compressor: a client that sends
+	// grpc-encoding: gzip (Envoy's grpc_service may) is answered instead of
+	// refused with Unimplemented. MaxRecvMsgSize bounds the decompressed
+	// message, so a gzip bomb is refused like any oversized request.
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
