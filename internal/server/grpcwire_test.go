@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding/gzip"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
@@ -126,4 +128,62 @@ func TestGRPCGzip(t *testing.T) {
 	if resp, err := check(allowedPath, nil); err != nil || resp.GetOkResponse() == nil {
 		t.Fatalf("after the refused request: %v %v, want an allow", resp, err)
 	}
+}
+
+// TestGRPCReflection: server reflection is off by default (it would tell
+// any client every service and message; grpcurl and ghz can be given the
+// proto instead) and on with Config.Reflection (--grpc-reflection).
+func TestGRPCReflection(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		on   bool
+	}{{"default off", false}, {"on", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := launch(t, serveOpts{config: func(cfg *Config) { cfg.Reflection = c.on }})
+			services, err := listServices(t, h.grpcAddr)
+			if !c.on {
+				if status.Code(err) != codes.Unimplemented {
+					t.Fatalf("reflection without --grpc-reflection: %v %v, want Unimplemented", services, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("reflection: %v", err)
+			}
+			if !slices.Contains(services, authv3.Authorization_ServiceDesc.ServiceName) {
+				t.Fatalf("reflection lists %v, want %s among them", services, authv3.Authorization_ServiceDesc.ServiceName)
+			}
+		})
+	}
+}
+
+// listServices asks the reflection service (v1, as grpcurl does first) for
+// the service names.
+func listServices(t *testing.T, addr string) ([]string, error) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	}); err != nil {
+		return nil, err
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	return names, nil
 }
