@@ -39,7 +39,7 @@ announce-build:
 run: announce-build build $(SECRET) ## serve the demo data (data/, policies/) with a development secret
 	@echo "mint a token: $(BIN) token --jwt-hs256-secret-file $(SECRET) --user alice@contoso.example"
 	$(BIN) serve --data data --policies policies --jwt-hs256-secret-file $(SECRET) \
-		--grpc-addr $(GRPC_ADDR) --http-addr $(HTTP_ADDR)
+		--grpc-addr $(GRPC_ADDR) --http-addr $(HTTP_ADDR) --grpc-reflection
 
 .PHONY: deps
 deps: ## download Go modules and tools (the Go module proxy)

@@ -131,12 +131,16 @@ func (f *tlsFlags) reloader(log *slog.Logger) (*tlsconfig.Reloader, error) {
 
 // decisionLogFlags turn on the decision log and dry-run mode.
 type decisionLogFlags struct {
-	path   string
-	dryRun bool
+	path     string
+	maxSize  int64
+	maxFiles int
+	dryRun   bool
 }
 
 func (f *decisionLogFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.path, "decision-log", "", "write one JSON line per decision to this file (appended, created 0640), or - for stdout; empty: off")
+	fs.Int64Var(&f.maxSize, "decision-log-max-size", decisionlog.DefaultMaxSize, "size bound of a decision log file, in bytes (100 MiB = 104857600): a file that would grow past it is renamed PATH.1 (PATH.1 to PATH.2, ...) and a new one started; 0: no bound (rotate it with logrotate)")
+	fs.IntVar(&f.maxFiles, "decision-log-max-files", decisionlog.DefaultMaxFiles, "rotated decision log files kept (PATH.1 ... PATH.N), the oldest removed; 0: none")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "allow every request; a deny is only logged (decision log dry_run: true) and sent upstream as x-tenantgate-dry-run-deny")
 }
 
@@ -148,10 +152,17 @@ func (f *decisionLogFlags) open(log *slog.Logger, met *metrics.Metrics) (*decisi
 			log.Warn("--dry-run without --decision-log: would-be denies show only in the x-tenantgate-dry-run-deny header sent upstream")
 		}
 	}
+	opts, err := f.options(log)
+	if err != nil {
+		return nil, err
+	}
 	if f.path == "" {
 		return nil, nil
 	}
-	dlog, err := decisionlog.Open(f.path, decisionlog.Options{Logger: log})
+	if opts.MaxSize < 0 && f.path != decisionlog.Stdout {
+		log.Warn("--decision-log-max-size 0: the decision log file is unbounded; rotate it with logrotate, or traffic can fill the disk", "file", f.path)
+	}
+	dlog, err := decisionlog.Open(f.path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +171,22 @@ func (f *decisionLogFlags) open(log *slog.Logger, met *metrics.Metrics) (*decisi
 		return nil, err
 	}
 	return dlog, nil
+}
+
+// options are the decision log's options: the flags' 0 means none, where
+// the Options' 0 means the default.
+func (f *decisionLogFlags) options(log *slog.Logger) (decisionlog.Options, error) {
+	if f.maxSize < 0 || f.maxFiles < 0 {
+		return decisionlog.Options{}, fmt.Errorf("--decision-log-max-size %d, --decision-log-max-files %d: must not be negative", f.maxSize, f.maxFiles)
+	}
+	opts := decisionlog.Options{Logger: log, MaxSize: f.maxSize, MaxFiles: f.maxFiles}
+	if f.maxSize == 0 {
+		opts.MaxSize = -1
+	}
+	if f.maxFiles == 0 {
+		opts.MaxFiles = -1
+	}
+	return opts, nil
 }
 
 // decisionLogStatus is the decision log's part of /v1/status: its failed

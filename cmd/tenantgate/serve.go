@@ -37,7 +37,8 @@ func serve(args []string, stderr io.Writer) error {
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat   = fs.String("log-format", "text", "text or json")
 		maxStreams  = fs.Uint("grpc-max-concurrent-streams", 1024, "max concurrent gRPC streams per connection")
-		maxRecvSize = fs.Int("grpc-max-recv-msg-size", 1<<20, "max gRPC request size in bytes")
+		maxRecvSize = fs.Int("grpc-max-recv-msg-size", 1<<20, "max gRPC request size in bytes (of the decompressed request when gzip-compressed)")
+		reflect     = fs.Bool("grpc-reflection", false, "serve gRPC server reflection (for grpcurl without -proto); off: it lists every service and message to any client")
 		cacheSize   = fs.Int("decision-cache-size", engine.DefaultCacheSize, "decisions remembered per snapshot, keyed by subject, method and path (negative: off)")
 		gcPercent   = fs.Int("gc-percent", servingGCPercent(), "GOGC while serving (default $GOGC, else 100): the live heap is mostly the snapshot, so a higher value collects less often, trading memory for tail latency (see the README's Performance section)")
 	)
@@ -151,6 +152,7 @@ func serve(args []string, stderr io.Writer) error {
 		ShutdownTimeout:      *shutdown,
 		MaxConcurrentStreams: uint32(*maxStreams),
 		MaxRecvMsgSize:       *maxRecvSize,
+		Reflection:           *reflect,
 		HTTP:                 httpLim,
 		StatusSections:       sections,
 	})

@@ -4,16 +4,21 @@
 // pooled buffer without reflection and handed to a writer goroutine through
 // a bounded queue. A slow or failing disk never delays a decision: when the
 // queue is full the line is dropped and counted, and write errors are
-// counted and logged, never fatal. The token is never written: the
-// Authorization header is not a field.
+// counted and logged, never fatal. A file log is bounded in size and
+// rotated (PATH, PATH.1, ... PATH.N) by that same goroutine, so traffic
+// cannot fill a disk. The token is never written: the Authorization header
+// is not a field.
 package decisionlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +36,15 @@ const Stdout = "-"
 const FileMode = 0o640
 
 const (
+	// DefaultMaxSize is a file log's size bound: about 350,000 lines of
+	// ~300 bytes, hours of an ordinary portal's traffic per file, while with
+	// DefaultMaxFiles the log takes at most 400 MiB of disk, which a
+	// sidecar's volume can be sized for.
+	DefaultMaxSize = 100 << 20
+	// DefaultMaxFiles is how many rotated files are kept beside the current
+	// one: enough to read the minutes before a rotation during an incident.
+	DefaultMaxFiles = 3
+
 	defaultQueueSize        = 4096
 	defaultReopenInterval   = time.Second
 	defaultErrorLogInterval = 10 * time.Second
@@ -58,6 +72,17 @@ type Options struct {
 	// CloseTimeout bounds how long Close waits for the queue to be written.
 	// Default 5 s.
 	CloseTimeout time.Duration
+	// MaxSize bounds a file log, in bytes: a batch that would take the file
+	// past it is split at a line, the file renamed PATH.1 (PATH.1 to PATH.2,
+	// and so on; the oldest beyond MaxFiles is removed) and a new one
+	// started. Lines are never split, so one line longer than the bound is
+	// written alone to a fresh file. Standard output and a writer given to
+	// New are never rotated. 0: DefaultMaxSize; negative: no bound (logrotate
+	// then rotates; see checkFile).
+	MaxSize int64
+	// MaxFiles is how many rotated files (PATH.1 ... PATH.N) are kept.
+	// 0: DefaultMaxFiles; negative: none (a full file is removed).
+	MaxFiles int
 }
 
 // Log is a running decision log. It implements engine.Observer and is safe
@@ -81,7 +106,8 @@ type Log struct {
 	out       io.Writer
 	file      *os.File // nil when not writing to a file we opened
 	fileInfo  os.FileInfo
-	reopen    bool // a write failed: reopen at the next check
+	size      int64 // bytes in the open file, as far as we know
+	reopen    bool  // a write failed: reopen at the next check
 	lastErrAt time.Time
 	muted     int // failures not logged since lastErrAt
 }
@@ -131,6 +157,12 @@ func newLog(opts Options) *Log {
 	if opts.CloseTimeout <= 0 {
 		opts.CloseTimeout = defaultCloseTimeout
 	}
+	if opts.MaxSize == 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
+	if opts.MaxFiles == 0 {
+		opts.MaxFiles = DefaultMaxFiles
+	}
 	l := &Log{
 		opts:   opts,
 		queue:  make(chan *line, opts.QueueSize),
@@ -179,7 +211,7 @@ func (l *Log) Register(reg prometheus.Registerer) error {
 		}, func() float64 { return float64(l.dropped.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tenantgate_decision_log_errors_total",
-			Help: "Decision log writes and reopens that failed (the lines of a failed write are lost).",
+			Help: "Decision log writes, reopens and rotations that failed (the lines of a failed write are lost).",
 		}, func() float64 { return float64(l.errs.Load()) }),
 	} {
 		if err := reg.Register(c); err != nil {
@@ -294,12 +326,99 @@ func (l *Log) drain(batch []byte, limit int) []byte {
 	return batch
 }
 
+// write writes batch, rotating the file first whenever the next lines would
+// take it past MaxSize. Lines keep their order: they are written in turn by
+// this one goroutine, and a file ends where the next one starts.
 func (l *Log) write(batch []byte) {
-	if _, err := l.out.Write(batch); err != nil {
+	for len(batch) > 0 {
+		n := l.fitting(batch)
+		if n == 0 && l.size > 0 && l.rotate() {
+			continue // a fresh, empty file
+		}
+		if n == 0 {
+			if l.size > 0 {
+				// The rotation failed (logged): the file grows past the
+				// bound rather than lose lines; the next batch retries.
+				n = len(batch)
+			} else {
+				// One line longer than the bound: it gets a file of its own.
+				n = bytes.IndexByte(batch, '\n') + 1
+				if n == 0 {
+					n = len(batch)
+				}
+			}
+		}
+		l.writeOut(batch[:n])
+		batch = batch[n:]
+	}
+}
+
+// fitting is how many leading bytes of batch, whole lines, fit in the open
+// file under MaxSize: all of them when the log is not a bounded file.
+func (l *Log) fitting(batch []byte) int {
+	if l.path == "" || l.opts.MaxSize < 0 {
+		return len(batch)
+	}
+	room := l.opts.MaxSize - l.size
+	if room >= int64(len(batch)) {
+		return len(batch)
+	}
+	if room <= 0 {
+		return 0
+	}
+	return bytes.LastIndexByte(batch[:room], '\n') + 1
+}
+
+func (l *Log) writeOut(b []byte) {
+	n, err := l.out.Write(b)
+	l.size += int64(n)
+	if err != nil {
 		l.fail(fmt.Errorf("decision log %s: write: %w", l.name(), err))
 		l.reopen = l.file != nil
 	}
 }
+
+// rotate renames PATH.i to PATH.i+1 from the oldest kept down (a rename
+// replaces the oldest), PATH to PATH.1, and opens a new PATH. It runs on the
+// writer goroutine, never on the decision path: while it runs, lines wait
+// in the queue. A failed rename is logged and counted; rotate reports
+// whether the open file may now be written from empty.
+func (l *Log) rotate() bool {
+	for i := l.opts.MaxFiles - 1; i >= 1; i-- {
+		// A gap (PATH.2 missing) is no failure; any other error leaves
+		// that older file where it was, and the newer ones still move.
+		if err := os.Rename(l.rotated(i), l.rotated(i+1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			l.failRotate(err)
+		}
+	}
+	var err error
+	if l.opts.MaxFiles > 0 {
+		err = os.Rename(l.path, l.rotated(1))
+	} else {
+		err = os.Remove(l.path)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.failRotate(err)
+		return false
+	}
+	old := l.file
+	if err := l.openFile(); err != nil {
+		// The old file, already renamed, takes the lines until the next
+		// check reopens the path (within ReopenInterval); counting it as
+		// empty keeps this from renaming every kept file again meanwhile.
+		l.fail(err)
+		l.reopen, l.size = true, 0
+		return true
+	}
+	if old != nil {
+		_ = old.Close()
+	}
+	l.opts.Logger.Info("decision log rotated", "file", l.path, "max_size", l.opts.MaxSize, "kept", max(l.opts.MaxFiles, 0))
+	return true
+}
+
+// rotated is the name of the i-th newest rotated file.
+func (l *Log) rotated(i int) string { return l.path + "." + strconv.Itoa(i) }
 
 // checkFile reopens the file when its path no longer names the open file
 // (renamed by logrotate, removed) or after a write failed.
@@ -310,6 +429,8 @@ func (l *Log) checkFile() {
 	if !l.reopen {
 		st, err := os.Stat(l.path)
 		if err == nil && os.SameFile(st, l.fileInfo) {
+			// logrotate's copytruncate empties the file under us.
+			l.size = st.Size()
 			return
 		}
 	}
@@ -347,19 +468,28 @@ func (l *Log) openFile() error {
 		l.opts.Logger.Warn("decision log file is readable or writable by every local user; it names users and tenants",
 			"file", l.path, "mode", perm.String(), "fix", "chmod o-rwx "+l.path)
 	}
-	l.file, l.fileInfo, l.out = f, st, f
+	l.file, l.fileInfo, l.out, l.size = f, st, f, st.Size()
 	return nil
 }
 
-// fail counts a failure and logs it, at most once per ErrorLogInterval.
+// fail counts a failure that loses lines and logs it, at most once per
+// ErrorLogInterval.
 func (l *Log) fail(err error) {
+	l.failed("decision log failing; decisions are unaffected, lines are lost", err)
+}
+
+// failRotate counts a failed rotation (no line is lost) and logs it like fail.
+func (l *Log) failRotate(err error) {
+	l.failed("decision log rotation failing; decisions are unaffected, the file grows past its size bound", err)
+}
+
+func (l *Log) failed(msg string, err error) {
 	l.errs.Add(1)
 	now := time.Now()
 	if !l.lastErrAt.IsZero() && now.Sub(l.lastErrAt) < l.opts.ErrorLogInterval {
 		l.muted++
 		return
 	}
-	l.opts.Logger.Error("decision log failing; decisions are unaffected, lines are lost",
-		"file", l.name(), "error", err, "failures_not_logged", l.muted)
+	l.opts.Logger.Error(msg, "file", l.name(), "error", err, "failures_not_logged", l.muted)
 	l.lastErrAt, l.muted = now, 0
 }

@@ -21,6 +21,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	// gzip registers itself as a compressor: a client that sends
+	// grpc-encoding: gzip (Envoy's grpc_service may) is answered instead of
+	// refused with Unimplemented. MaxRecvMsgSize bounds the decompressed
+	// message, so a gzip bomb is refused like any oversized request.
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -67,6 +72,10 @@ type Config struct {
 	// MaxConcurrentStreams and MaxRecvMsgSize bound one gRPC connection.
 	MaxConcurrentStreams uint32
 	MaxRecvMsgSize       int
+	// Reflection registers gRPC server reflection, for grpcurl and ghz
+	// without the proto files. Off by default: it lists every service and
+	// message to any client that can connect, which production has no use for.
+	Reflection bool
 	// HTTP bounds the HTTP listener's connections; a zero field takes
 	// DefaultHTTPLimits' value.
 	HTTP HTTPLimits
@@ -210,7 +219,9 @@ func (s *Server) serve(ctx context.Context) error {
 	gs := grpc.NewServer(grpcOpts...)
 	authv3.RegisterAuthorizationServer(gs, extauthz.New(s.cfg.Engine))
 	healthpb.RegisterHealthServer(gs, &watchEndingHealth{Server: s.health, end: s.watching})
-	reflection.Register(gs)
+	if s.cfg.Reflection {
+		reflection.Register(gs)
+	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
