@@ -114,8 +114,10 @@ fuzz: ## run every Go fuzz target in turn, FUZZTIME each (30s)
 BENCH_TIME    ?= 5s
 #> make bench: rounds per size
 BENCH_ROUNDS  ?= 3
-#> make bench: generated tree sizes
+#> make bench: generated tree sizes (small, medium, large; xl is opt-in: 1,000,000 users, ~1 GiB and minutes)
 BENCH_SIZES   ?= small,medium,large
+#> make bench: data layouts of the start/memory/reload figures (two files, split per root customer, bundle)
+BENCH_LAYOUTS ?= two,split,bundle
 #> make bench: go test -benchtime
 GO_BENCHTIME  ?= 1s
 #> make bench: go test -count
@@ -133,9 +135,12 @@ bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; 
 		-benchtime $(GO_BENCHTIME) -count $(GO_BENCHCOUNT) ./internal/engine ./internal/extauthz | tee $(BENCH_OUT)/go.txt
 	bin/loadbench run -tenantgate $(BIN) -noop bin/tenantgate-noop -ghz bin/ghz -policies policies \
 		-sizes $(BENCH_SIZES) -duration $(BENCH_TIME) -rounds $(BENCH_ROUNDS) -out $(BENCH_OUT)/load.md > /dev/null
+	bin/loadbench load -tenantgate $(BIN) -policies policies -sizes $(BENCH_SIZES) -layouts $(BENCH_LAYOUTS) \
+		-cpus 0 -out $(BENCH_OUT)/start.md > /dev/null
 	@echo; echo "### Go benchmarks (-benchtime $(GO_BENCHTIME), -count $(GO_BENCHCOUNT))"; echo
 	@bin/loadbench benchfmt < $(BENCH_OUT)/go.txt | tee $(BENCH_OUT)/go.md
 	@echo; cat $(BENCH_OUT)/load.md
+	@echo; cat $(BENCH_OUT)/start.md
 
 # The bundle: `tenantgate bundle build` validates data/ and policies/, packs
 # them and signs them with the development key (made once by

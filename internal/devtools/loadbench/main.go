@@ -38,6 +38,7 @@ const usage = `loadbench: the load benchmark of tenantgate (make bench).
 
 Usage:
   loadbench run [flags]   ghz against tenantgate and a no-op ext_authz server; print a markdown table
+  loadbench load [flags]  start, memory, edit-to-served and validate figures per size and layout
   loadbench benchfmt      read 'go test -bench' output on stdin; print it as a markdown table
 
 Run 'loadbench run -h' for the flags.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 		return loadBench(ctx, cfg, stdout, stderr)
+	case "load":
+		return loadMain(ctx, args[1:], stdout, stderr)
 	case "benchfmt":
 		return benchfmt(stdin, stdout)
 	default:
@@ -96,7 +99,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.noop, "noop", "bin/tenantgate-noop", "no-op ext_authz server binary (internal/devtools/loadbench/noop)")
 	fs.StringVar(&c.ghz, "ghz", "bin/ghz", "ghz binary (built from internal/devtools/loadbench/ghz/go.mod)")
 	fs.StringVar(&c.policies, "policies", "policies", "policies directory tenantgate serves")
-	fs.StringVar(&sizes, "sizes", "small,medium,large", "comma-separated dataset sizes (small, medium, large)")
+	fs.StringVar(&sizes, "sizes", "small,medium,large", "comma-separated dataset sizes (small, medium, large, xl)")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of one ghz run")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured ghz run per target before the rounds")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; each loads every target once, in a rotating order")

@@ -200,6 +200,10 @@ func targets(results []*sizeResult) string {
 			g := cpu(l, ti)/cpu(s, ti) - 1
 			fmt.Fprintf(&b, "- %s: CPU per request at large vs small %+.0f%% (target within 15%%): %s\n", name, 100*g, verdict(g <= 0.15))
 		}
+		if s, x := bySize["small"], bySize["xl"]; s != nil && x != nil {
+			g := cpu(x, ti)/cpu(s, ti) - 1
+			fmt.Fprintf(&b, "- %s: CPU per request at xl vs small %+.0f%% (target within 10%%): %s\n", name, 100*g, verdict(g <= 0.10))
+		}
 		for _, r := range results {
 			x := ms(series(r.targets[ti].atRate).p99()) / ms(series(r.targets[0].atRate).p99())
 			fmt.Fprintf(&b, "- %s, %s: p99 at %s req/s %.2f× the no-op's (target ≤ 2×): %s\n", name, r.size.Name, thousands(float64(r.rate)), x, verdict(x <= 2))

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/tenantgate/tenantgate/internal/tenant"
@@ -34,20 +35,42 @@ var (
 	Small  = Size{Name: "small", Customers: 50, Users: 500}
 	Medium = Size{Name: "medium", Customers: 2_000, Users: 20_000}
 	Large  = Size{Name: "large", Customers: 20_000, Users: 200_000}
+	// XL is the largest service providers' portals (issue 14): a million
+	// users per sidecar. Opt-in in the benchmarks: generating and loading
+	// it takes tens of seconds and about 1 GiB.
+	XL = Size{Name: "xl", Customers: 100_000, Users: 1_000_000}
 )
 
-// Sizes lists the benchmark sizes, smallest first.
+// Sizes lists the default benchmark sizes, smallest first; XL is opt-in.
 func Sizes() []Size { return []Size{Small, Medium, Large} }
 
-// SizeByName returns Small, Medium or Large by name.
+// SizeByName returns Small, Medium, Large or XL by name.
 func SizeByName(name string) (Size, error) {
-	for _, s := range Sizes() {
+	for _, s := range append(Sizes(), XL) {
 		if s.Name == name {
 			return s, nil
 		}
 	}
-	return Size{}, fmt.Errorf("tenantgen: unknown size %q: want small, medium or large", name)
+	return Size{}, fmt.Errorf("tenantgen: unknown size %q: want small, medium, large or xl", name)
 }
+
+// Layout is how a dataset is split into files.
+type Layout string
+
+const (
+	// LayoutDefault is Files: the channel, the end-customers and four
+	// users files.
+	LayoutDefault Layout = "default"
+	// LayoutTwo is TwoFiles: all customers in one file, all users in
+	// another, as a tree exported from one system would be.
+	LayoutTwo Layout = "two"
+	// LayoutSplit is SplitFiles: one file per top-level customer with its
+	// whole subtree and their users, as operators of a big tree keep it.
+	LayoutSplit Layout = "split"
+)
+
+// Layouts lists the layouts.
+func Layouts() []Layout { return []Layout{LayoutDefault, LayoutTwo, LayoutSplit} }
 
 // DefaultSeed is the seed of the benchmarks' datasets.
 const DefaultSeed uint64 = 4
@@ -165,13 +188,78 @@ func (d *Dataset) Files() []tenant.File {
 	return files
 }
 
+// TwoFiles renders the dataset as two documents: customers.yaml and
+// users.yaml (at XL, 10 MB and 87 MB).
+func (d *Dataset) TwoFiles() []tenant.File {
+	return []tenant.File{
+		{Name: "customers.yaml", Content: customersYAML(d.Customers)},
+		{Name: "users.yaml", Content: usersYAML(d.Users)},
+	}
+}
+
+// SplitFiles renders the dataset as one document per root customer (a
+// distributor: 0.5% of the customers, so 500 files at XL), each holding the
+// root's whole subtree, parents first, and the users of those customers.
+// Names sort by root: tree-<root id>.yaml.
+func (d *Dataset) SplitFiles() []tenant.File {
+	root := make(map[string]string, len(d.Customers)) // customer id -> its root's id
+	var roots []string
+	byRoot := map[string][]Customer{}
+	for _, c := range d.Customers { // parents come first
+		r := c.ID
+		if c.Parent != "" {
+			r = root[c.Parent]
+		} else {
+			roots = append(roots, c.ID)
+		}
+		root[c.ID] = r
+		byRoot[r] = append(byRoot[r], c)
+	}
+	usersByRoot := map[string][]User{}
+	for _, u := range d.Users {
+		r := root[u.Customer]
+		usersByRoot[r] = append(usersByRoot[r], u)
+	}
+	files := make([]tenant.File, 0, len(roots))
+	for _, r := range roots {
+		b := customersYAML(byRoot[r])
+		u := usersYAML(usersByRoot[r])
+		// One document: the users mapping after the customers one.
+		_, body, _ := strings.Cut(string(u), "\n")
+		b = append(b, body...)
+		files = append(files, tenant.File{Name: "tree-" + r + ".yaml", Content: b})
+	}
+	return files
+}
+
+// LayoutFiles renders the dataset in a layout.
+func (d *Dataset) LayoutFiles(l Layout) ([]tenant.File, error) {
+	switch l {
+	case LayoutDefault, "":
+		return d.Files(), nil
+	case LayoutTwo:
+		return d.TwoFiles(), nil
+	case LayoutSplit:
+		return d.SplitFiles(), nil
+	}
+	return nil, fmt.Errorf("tenantgen: unknown layout %q: want default, two or split", l)
+}
+
 // WriteDir writes Files into dir (created if missing). Other files already in
 // dir are left alone.
-func (d *Dataset) WriteDir(dir string) error {
+func (d *Dataset) WriteDir(dir string) error { return d.WriteLayout(dir, LayoutDefault) }
+
+// WriteLayout writes the dataset's files in a layout into dir (created if
+// missing). Other files already in dir are left alone.
+func (d *Dataset) WriteLayout(dir string, l Layout) error {
+	files, err := d.LayoutFiles(l)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("tenantgen: make data dir: %w", err)
 	}
-	for _, f := range d.Files() {
+	for _, f := range files {
 		path := filepath.Join(dir, f.Name)
 		if err := os.WriteFile(path, f.Content, 0o644); err != nil {
 			return fmt.Errorf("tenantgen: write %s: %w", path, err)

@@ -303,3 +303,58 @@ func TestGenerateRefusesTinySizes(t *testing.T) {
 		})
 	}
 }
+
+// Every layout holds the same tree: the same customers and users load from
+// each, and the split one has a file per root customer.
+func TestLayoutsLoadTheSameData(t *testing.T) {
+	d, err := tenantgen.Generate(tenantgen.Medium, tenantgen.DefaultSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want *tenant.Data
+	for _, l := range tenantgen.Layouts() {
+		t.Run(string(l), func(t *testing.T) {
+			files, err := d.LayoutFiles(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tenant.Load(files)
+			if err != nil {
+				t.Fatalf("%s layout does not load: %v", l, err)
+			}
+			if l == tenantgen.LayoutSplit {
+				roots := 0
+				for _, c := range d.Customers {
+					if c.Parent == "" {
+						roots++
+					}
+				}
+				if len(files) != roots || roots < 10 {
+					t.Errorf("split into %d files, want one per root customer (%d)", len(files), roots)
+				}
+			}
+			if want == nil {
+				want = got
+				return
+			}
+			if len(got.Customers) != len(want.Customers) || len(got.Users) != len(want.Users) {
+				t.Fatalf("loaded %d customers, %d users; want %d, %d", len(got.Customers), len(got.Users), len(want.Customers), len(want.Users))
+			}
+			for id, c := range want.Customers {
+				g := got.Customers[id]
+				if g == nil || !reflect.DeepEqual(g.Lineage, c.Lineage) || g.Disabled != c.Disabled || !reflect.DeepEqual(g.Locations, c.Locations) {
+					t.Fatalf("customer %s differs: got %+v, want %+v", id, g, c)
+				}
+			}
+			for id, u := range want.Users {
+				g := got.Users[id]
+				if g == nil || g.Customer != u.Customer || g.Role != u.Role || !reflect.DeepEqual(g.Locations, u.Locations) || !reflect.DeepEqual(g.Computers, u.Computers) {
+					t.Fatalf("user %s differs: got %+v, want %+v", id, g, u)
+				}
+			}
+		})
+	}
+	if _, err := d.LayoutFiles("nope"); err == nil {
+		t.Error("an unknown layout was accepted")
+	}
+}

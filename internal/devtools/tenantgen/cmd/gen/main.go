@@ -28,7 +28,8 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	sizeName := fs.String("size", "small", "small (50 customers, 500 users), medium (2,000 / 20,000) or large (20,000 / 200,000)")
+	sizeName := fs.String("size", "small", "small (50 customers, 500 users), medium (2,000 / 20,000), large (20,000 / 200,000) or xl (100,000 / 1,000,000)")
+	layout := fs.String("layout", "default", "default (channel, end-customers, four users files), two (customers.yaml, users.yaml) or split (one file per distributor and its subtree)")
 	seed := fs.Uint64("seed", tenantgen.DefaultSeed, "generator seed: the same seed gives the same data and requests")
 	out := fs.String("out", "", "directory to write the *.yaml data files into (required)")
 	reqs := fs.String("requests", "", "file to write the request mix to, as a JSON array (optional)")
@@ -47,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := d.WriteDir(*out); err != nil {
+	if err := d.WriteLayout(*out, tenantgen.Layout(*layout)); err != nil {
 		return err
 	}
 	if *reqs != "" {
