@@ -247,7 +247,11 @@ func startEditStop(ctx context.Context, cfg *loadConfig, f *loadFigures, dir str
 	if err != nil {
 		return err
 	}
-	args := append([]string{"serve", "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--log-level", "warn"}, source...)
+	secret := filepath.Join(dir, "hs256.secret")
+	if err := writeSecret(secret); err != nil {
+		return err
+	}
+	args := append([]string{"serve", "--jwt-hs256-secret-file", secret, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--log-level", "warn"}, source...)
 	start := time.Now()
 	srv, err := startServer(ctx, "tenantgate", grpcAddr, cfg.cpus, filepath.Join(dir, fmt.Sprintf("tenantgate-%d.log", round)), cfg.tenantgate, args...)
 	if err != nil {
