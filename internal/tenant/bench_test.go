@@ -129,8 +129,12 @@ func BenchmarkLoad(b *testing.B) {
 	}{
 		{"small", 200, 2000},
 		{"large", 20000, 200000},
+		{"xl", 100000, 1000000},
 	} {
 		b.Run(size.name, func(b *testing.B) {
+			if size.name == "xl" && testing.Short() {
+				b.Skip("xl in -short")
+			}
 			files := genData(size.n, size.m)
 			var total int64
 			for _, f := range files {
@@ -145,6 +149,30 @@ func BenchmarkLoad(b *testing.B) {
 				}
 				if len(d.Users) != size.m {
 					b.Fatalf("got %d users", len(d.Users))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParse compares the two ways a file is read: the fast path
+// (parseFast) and the yaml.v3 node tree it falls back to.
+func BenchmarkParse(b *testing.B) {
+	files := genData(20000, 200000)
+	users := files[1]
+	for _, p := range []struct {
+		name  string
+		parse func(string, []byte) *parsedFile
+	}{
+		{"fast", parseFile},
+		{"yaml", parseYAML},
+	} {
+		b.Run(p.name, func(b *testing.B) {
+			b.SetBytes(int64(len(users.Content)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if pf := p.parse(users.Name, users.Content); len(pf.users) != 200000 || len(pf.errs) > 0 {
+					b.Fatalf("got %d users, %v", len(pf.users), pf.errs)
 				}
 			}
 		})

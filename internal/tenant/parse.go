@@ -30,17 +30,7 @@ type parsedFile struct {
 	umeta      []userMeta
 	locLines   []int // the lines of the users' locations, umeta[i].locFirst onwards
 	errs       Errors
-	dropped    int      // errors past maxErrors, counted but not kept
-	top        []topKey // the customers and users keys, for checking a chunked parse
-}
-
-// topKey is where a top-level key and its value were, in the lines of the
-// parsed text (without lineOffset).
-type topKey struct {
-	name                string
-	line, col           int
-	valueKind           yaml.Kind
-	valueLine, valueCol int
+	dropped    int // errors past maxErrors, counted but not kept
 }
 
 // customerMeta and userMeta hold the lines of the fields that are checked
@@ -90,8 +80,18 @@ func (pf *parsedFile) noteDropped() {
 	}
 }
 
-// parseFile decodes one file and walks its node tree.
+// parseFile reads one file: by the fast path (fastparse.go) when it has
+// the plain shape, else by decoding it with yaml.v3 and walking the node
+// tree. Both give the same result.
 func parseFile(name string, content []byte) *parsedFile {
+	if pf, ok := parseFast(name, content); ok {
+		return pf
+	}
+	return parseYAML(name, content)
+}
+
+// parseYAML decodes one file with yaml.v3 and walks its node tree.
+func parseYAML(name string, content []byte) *parsedFile {
 	return parse(name, bytes.NewReader(content), content, 0)
 }
 
@@ -376,41 +376,56 @@ func (pf *parsedFile) walkTop(root *yaml.Node) {
 		pf.add(pf.line(root), "", "", "", "the top level must be a mapping with the keys customers and/or users, got "+describe(root))
 		return
 	}
-	var customersLine, usersLine int
+	var st topState
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], resolve(root.Content[i+1])
-		key, ok := text(k)
-		if !ok {
-			pf.add(pf.line(k), "", "", "", "a top-level key must be customers or users, got "+describe(k))
-			continue
-		}
-		var first *int
-		switch key {
+		switch pf.topEntry(&st, k, v) {
 		case "customers":
-			first = &customersLine
-		case "users":
-			first = &usersLine
-		default:
-			pf.add(pf.line(k), "", "", key, "unknown top-level key (want customers or users)")
-			continue
-		}
-		if *first != 0 {
-			pf.add(pf.line(k), "", "", key, fmt.Sprintf("duplicate key (first at line %d)", *first))
-			continue
-		}
-		*first = pf.line(k)
-		pf.top = append(pf.top, topKey{key, k.Line, k.Column, v.Kind, v.Line, v.Column})
-		switch {
-		case isNull(v):
-			// "customers:" with nothing under it declares nothing.
-		case v.Kind != yaml.MappingNode:
-			pf.add(pf.line(v), "", "", key, "must be a mapping of id to entry, got "+describe(v))
-		case key == "customers":
 			pf.walkCustomers(v)
-		default:
+		case "users":
 			pf.walkUsers(v)
 		}
 	}
+}
+
+// topState is what the top-level keys met so far have set.
+type topState struct {
+	customersLine, usersLine int
+}
+
+// topEntry checks one top-level key and its (resolved) value, and returns
+// the section to walk: "customers", "users", or "" when there is nothing
+// to walk (an error, or an empty value).
+func (pf *parsedFile) topEntry(st *topState, k, v *yaml.Node) string {
+	key, ok := text(k)
+	if !ok {
+		pf.add(pf.line(k), "", "", "", "a top-level key must be customers or users, got "+describe(k))
+		return ""
+	}
+	var first *int
+	switch key {
+	case "customers":
+		first = &st.customersLine
+	case "users":
+		first = &st.usersLine
+	default:
+		pf.add(pf.line(k), "", "", key, "unknown top-level key (want customers or users)")
+		return ""
+	}
+	if *first != 0 {
+		pf.add(pf.line(k), "", "", key, fmt.Sprintf("duplicate key (first at line %d)", *first))
+		return ""
+	}
+	*first = pf.line(k)
+	switch {
+	case isNull(v):
+		// "customers:" with nothing under it declares nothing.
+	case v.Kind != yaml.MappingNode:
+		pf.add(pf.line(v), "", "", key, "must be a mapping of id to entry, got "+describe(v))
+	default:
+		return key
+	}
+	return ""
 }
 
 // Field indexes, for duplicate detection within one entry.
@@ -474,16 +489,30 @@ func (pf *parsedFile) entryKey(kind string, k *yaml.Node) (string, bool) {
 	return id, true
 }
 
-// entryFields checks that v is a mapping of known, non-repeated fields and
-// calls fn for each. It reports whether v was a mapping.
-func (pf *parsedFile) entryFields(kind, id string, v *yaml.Node, fn func(f int, name string, k, v *yaml.Node)) bool {
+// fieldMapping checks that v, an entry's value, is a mapping of fields.
+func (pf *parsedFile) fieldMapping(kind, id string, v *yaml.Node) bool {
 	if v.Kind != yaml.MappingNode {
 		pf.add(pf.line(v), kind, id, "", "must be a mapping of fields, got "+describe(v))
 		return false
 	}
-	var seen [nFields]int
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, fv := v.Content[i], resolve(v.Content[i+1])
+	return true
+}
+
+// fields walks the fields of an entry's mapping (checked by fieldMapping),
+// skipping, with an error, unknown and repeated ones. It is a loop state
+// rather than a callback so that an entry's variables stay on the stack: a
+// closure over them cost a million users some eight allocations each.
+type fields struct {
+	m    *yaml.Node
+	i    int
+	seen [nFields]int
+}
+
+// next returns the next known, first-time field: its index, name, key and
+// (resolved) value; ok is false past the last one.
+func (pf *parsedFile) next(kind, id string, it *fields) (f int, name string, k, v *yaml.Node, ok bool) {
+	for ; it.i+1 < len(it.m.Content); it.i += 2 {
+		k, v := it.m.Content[it.i], resolve(it.m.Content[it.i+1])
 		name, ok := text(k)
 		if !ok {
 			pf.add(pf.line(k), kind, id, "", "a field name must be a plain string, got "+describe(k))
@@ -500,14 +529,15 @@ func (pf *parsedFile) entryFields(kind, id string, v *yaml.Node, fn func(f int, 
 			pf.add(pf.line(k), kind, id, name, msg)
 			continue
 		}
-		if seen[f] != 0 {
-			pf.add(pf.line(k), kind, id, name, fmt.Sprintf("duplicate field (first at line %d)", seen[f]))
+		if it.seen[f] != 0 {
+			pf.add(pf.line(k), kind, id, name, fmt.Sprintf("duplicate field (first at line %d)", it.seen[f]))
 			continue
 		}
-		seen[f] = pf.line(k)
-		fn(f, name, k, fv)
+		it.seen[f] = pf.line(k)
+		it.i += 2
+		return f, name, k, v, true
 	}
-	return true
+	return 0, "", nil, nil, false
 }
 
 func (pf *parsedFile) str(kind, id, field string, v *yaml.Node) (string, bool) {
@@ -568,18 +598,28 @@ var roleList = strings.Join(Roles, ", ")
 
 func (pf *parsedFile) walkCustomers(m *yaml.Node) {
 	n := len(m.Content) / 2
-	pf.customers = make([]Customer, 0, n)
-	pf.cmeta = make([]customerMeta, 0, n)
+	pf.customers = slices.Grow(pf.customers, n)
+	pf.cmeta = slices.Grow(pf.cmeta, n)
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := resolve(m.Content[i])
+		pf.customer(m.Content[i], m.Content[i+1])
+	}
+}
+
+// customer reads one entry of the customers mapping.
+func (pf *parsedFile) customer(key, value *yaml.Node) {
+	{
+		k := resolve(key)
 		id, ok := pf.entryKey("customer", k)
 		if !ok {
-			continue
+			return
 		}
 		c := Customer{ID: id, File: pf.name, Line: pf.line(k)}
 		var meta customerMeta
 		var hasType bool
-		isMapping := pf.entryFields("customer", id, resolve(m.Content[i+1]), func(f int, name string, _, v *yaml.Node) {
+		m := resolve(value)
+		isMapping := pf.fieldMapping("customer", id, m)
+		it := fields{m: m}
+		for f, name, _, v, ok := pf.next("customer", id, &it); isMapping && ok; f, name, _, v, ok = pf.next("customer", id, &it) {
 			switch f {
 			case fName:
 				c.Name, _ = pf.str("customer", id, name, v)
@@ -608,13 +648,13 @@ func (pf *parsedFile) walkCustomers(m *yaml.Node) {
 			case fDisabled:
 				c.Disabled = pf.boolean("customer", id, name, v)
 			}
-		})
+		}
 		if !isMapping {
 			// Still declared (and already reported): keeping it spares its
 			// users and children a "does not exist" error each.
 			pf.customers = append(pf.customers, c)
 			pf.cmeta = append(pf.cmeta, meta)
-			continue
+			return
 		}
 		if !hasType {
 			pf.add(pf.line(k), "customer", id, "type", "missing (want one of "+typeList+")")
@@ -657,19 +697,29 @@ func dedupKeepOrder(s []string) []string {
 
 func (pf *parsedFile) walkUsers(m *yaml.Node) {
 	n := len(m.Content) / 2
-	pf.users = make([]User, 0, n)
-	pf.umeta = make([]userMeta, 0, n)
+	pf.users = slices.Grow(pf.users, n)
+	pf.umeta = slices.Grow(pf.umeta, n)
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		k := resolve(m.Content[i])
+		pf.user(m.Content[i], m.Content[i+1])
+	}
+}
+
+// user reads one entry of the users mapping.
+func (pf *parsedFile) user(key, value *yaml.Node) {
+	{
+		k := resolve(key)
 		id, ok := pf.entryKey("user", k)
 		if !ok {
-			continue
+			return
 		}
 		u := User{ID: id, File: pf.name, Line: pf.line(k)}
 		var meta userMeta
 		var hasCustomer, hasRole, roleOK bool
 		var locLine, compLine int
-		isMapping := pf.entryFields("user", id, resolve(m.Content[i+1]), func(f int, name string, fk, v *yaml.Node) {
+		m := resolve(value)
+		isMapping := pf.fieldMapping("user", id, m)
+		it := fields{m: m}
+		for f, name, fk, v, ok := pf.next("user", id, &it); isMapping && ok; f, name, fk, v, ok = pf.next("user", id, &it) {
 			switch f {
 			case fCustomer:
 				hasCustomer = true
@@ -699,11 +749,11 @@ func (pf *parsedFile) walkUsers(m *yaml.Node) {
 			case fDisabled:
 				u.Disabled = pf.boolean("user", id, name, v)
 			}
-		})
+		}
 		if !isMapping {
 			pf.users = append(pf.users, u) // still declared, for duplicate checks
 			pf.umeta = append(pf.umeta, meta)
-			continue
+			return
 		}
 		if !hasCustomer {
 			pf.add(pf.line(k), "user", id, "customer", "missing (the id of the user's customer)")
