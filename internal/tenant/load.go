@@ -33,6 +33,7 @@ func (c *Cache) LoadDir(dir string) (*Data, error) {
 		return nil, fmt.Errorf("tenant: read data dir: %w", err)
 	}
 	var files []File
+	var sums [][sha256.Size]byte
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
@@ -51,12 +52,34 @@ func (c *Cache) LoadDir(dir string) (*Data, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tenant: read data file: %w", err)
 		}
+		// The bytes of a file parsed before are dropped as soon as they
+		// are hashed: held until the end of the reading, an unchanged
+		// tree's bytes (97 MB at a million users) would all be in memory
+		// at the peak of every reload.
+		sum := sha256.Sum256(content)
+		if c.has(path, sum) {
+			content = nil
+		}
 		files = append(files, File{Name: path, Content: content})
+		sums = append(sums, sum)
 	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("tenant: no *.yaml or *.yml files in data dir %s", dir)
 	}
-	return c.Load(files)
+	// ReadDir's names are sorted and distinct: what Load checks first.
+	return c.load(files, sums, nil)
+}
+
+// has reports whether c remembers the parse of a file of this name and
+// content sum.
+func (c *Cache) has(name string, sum [sha256.Size]byte) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev, ok := c.parsed[name]
+	return ok && prev.sum == sum
 }
 
 // Cache remembers the files parsed by the last load, by name and content,
@@ -98,10 +121,6 @@ func Load(files []File) (*Data, error) { return (*Cache)(nil).Load(files) }
 // and content are those of a file in the last load through c. Afterwards c
 // remembers this load's files (whether or not it succeeded).
 func (c *Cache) Load(files []File) (*Data, error) {
-	if c != nil {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-	}
 	files = slices.Clone(files)
 	slices.SortStableFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
 
@@ -117,11 +136,22 @@ func (c *Cache) Load(files []File) (*Data, error) {
 		uniq = append(uniq, f)
 	}
 	files = uniq
+	return c.load(files, fileSums(files), errs)
+}
 
+// load is Load once the files are sorted by name and distinct, each with
+// the sha256 of its content in sums. A file whose Content is nil is one c
+// had parsed with that sum (LoadDir drops those bytes early); if c no
+// longer has it (a concurrent load replaced it), it is an error rather than
+// an empty file.
+func (c *Cache) load(files []File, sums [][sha256.Size]byte, errs Errors) (*Data, error) {
+	if c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
 	// The digest first, so that each file's bytes can be dropped as soon as
 	// it is parsed: a reload holds them beside the snapshot still serving.
 	// Each file is hashed once: its sum makes the digest and keys the cache.
-	sums := fileSums(files)
 	sum := digestOf(files, sums)
 	parsed := make([]*parsedFile, len(files))
 	var remember map[string]cachedFile
@@ -134,6 +164,8 @@ func (c *Cache) Load(files []File) (*Data, error) {
 		} else {
 			if prev, ok := c.parsed[f.Name]; ok && prev.sum == sums[i] {
 				parsed[i] = prev.pf
+			} else if f.Content == nil && sums[i] != emptySum {
+				parsed[i] = &parsedFile{name: f.Name, errs: Errors{{File: f.Name, Msg: "changed while being read: the next reload reads it again"}}}
 			} else {
 				parsed[i] = parseFile(f.Name, f.Content)
 			}
@@ -163,10 +195,15 @@ func (c *Cache) Load(files []File) (*Data, error) {
 		// theirs, and there can be many files.
 		return nil, capErrors(errs)
 	}
-	d.Files = names
+	d.Files = make([]string, len(files))
+	for i, f := range files {
+		d.Files[i] = f.Name
+	}
 	d.Digest = sum
 	return d, nil
 }
+
+var emptySum = sha256.Sum256(nil)
 
 func fileSums(files []File) [][sha256.Size]byte {
 	sums := make([][sha256.Size]byte, len(files))

@@ -790,9 +790,15 @@ func (pf *parsedFile) pack() {
 		}
 		strs += len(c.Locations)
 	}
+	// A file's users name few customers each many times: one copy each.
+	customers := make(map[string]string, min(len(pf.users), 1024))
 	for i := range pf.users {
 		u := &pf.users[i]
-		bytes += len(u.ID) + len(u.Customer)
+		bytes += len(u.ID)
+		if _, ok := customers[u.Customer]; !ok {
+			customers[u.Customer] = ""
+			bytes += len(u.Customer)
+		}
 		for _, l := range u.Locations {
 			bytes += len(l)
 		}
@@ -809,7 +815,14 @@ func (pf *parsedFile) pack() {
 	}
 	for i := range pf.users {
 		u, m := &pf.users[i], &pf.umeta[i]
-		u.ID, u.Customer = a.str(u.ID), a.str(u.Customer)
+		u.ID = a.str(u.ID)
+		if c := customers[u.Customer]; c != "" {
+			u.Customer = c
+		} else {
+			c = a.str(u.Customer)
+			customers[c] = c
+			u.Customer = c
+		}
 		if len(u.Locations) > 0 {
 			m.locN = int32(len(u.Locations))
 			lines := pf.locLines[m.locFirst : m.locFirst+m.locN]
