@@ -59,7 +59,11 @@ func parseFast(name string, content []byte) (pf *parsedFile, ok bool) {
 			pf, ok = nil, false
 		}
 	}()
-	p.document(pf)
+	if jsonStart(content) {
+		p.jsonDocument(pf)
+	} else {
+		p.document(pf)
+	}
 	pf.noteDropped()
 	pf.pack()
 	return pf, true

@@ -29,6 +29,11 @@ var fastSeeds = []string{
 	"customers:\n  a:\n   type: reseller\n   name: x:y\n   parent: http://x\n",
 	"customers:\n  a:\n    type: reseller\n    name: a: b\n",
 	"users:\n  u:\n    customer: r\n    role: company-user\n    locations:\n    - a\n    - b\n    disabled: false\n",
+	`{"customers":{"a":{"type":"reseller","locations":["x","y","x"]},"b":{"type":"site","parent":"a","disabled":true,"name":12}},"users":{"u@a":{"customer":"a","role":"company-user","locations":["y"]}}}`,
+	"{\n  \"users\": {\n    \"u\": {\"customer\": \"r\", \"role\": \"wizard\", \"computers\": [1, 2.5e3, null, true]},\n    \"v\": {}\n  }\n}\n",
+	`{"customers":{"a":{"type":"reseller","type":"site","bogus":[],"<<":"x"}},"customers":{}}`,
+	`{"users":{"u":{"customer":"r","role":"company-user","locations":["a\tb"]}}}`,
+	`{}`,
 }
 
 // FuzzFastParse: on every input the fast path takes, it gives exactly what
@@ -99,6 +104,15 @@ func TestFastParseTakesThePlainShape(t *testing.T) {
 		}
 		if !checkFastMatchesYAML(t, string(b)) {
 			t.Errorf("the fast path did not take %s", name)
+		}
+	}
+	for _, s := range []string{
+		`{"customers":{"a":{"type":"reseller","locations":["x","y","x"]},"b":{"type":"site","parent":"a","disabled":true,"name":12}},"users":{"u@a":{"customer":"a","role":"company-user","locations":["y"]}}}`,
+		"{\n  \"users\": {\n    \"u\": {\"customer\": \"r\", \"role\": \"wizard\", \"computers\": [1, 2.5e3, null, true]},\n    \"v\": {}\n  }\n}\n",
+		`{}`,
+	} {
+		if !checkFastMatchesYAML(t, s) {
+			t.Errorf("the fast path did not take the JSON %q", s)
 		}
 	}
 	if !checkFastMatchesYAML(t, strings.Repeat("", 0)) {
