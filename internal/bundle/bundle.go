@@ -169,7 +169,7 @@ func (s *Source) Read(ctx context.Context) (*Contents, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	b, err := s.readVerified()
+	b, err := s.readVerified(true)
 	if err != nil {
 		return nil, err
 	}
@@ -187,9 +187,16 @@ func (s *Source) Read(ctx context.Context) (*Contents, error) {
 	if len(c.Policies) == 0 {
 		return nil, s.errorf("no policies (.rego files)")
 	}
-	files, err := s.tenantFiles(b.Data)
-	if err != nil {
-		return nil, err
+	files, ok := s.rawTenantFiles(b)
+	if !ok {
+		// Not the layout bundle build writes: OPA reads it whole, checks
+		// its roots, and the data is looked at as it decoded it.
+		if b, err = s.readVerified(false); err != nil {
+			return nil, err
+		}
+		if files, err = s.tenantFiles(b.Data); err != nil {
+			return nil, err
+		}
 	}
 	if c.Data, err = tenant.Load(files); err != nil {
 		return nil, s.errorf("%w", withoutLines(err, files))
@@ -207,7 +214,9 @@ func (s *Source) errorf(format string, args ...any) error {
 // .signatures.json against the pinned key, then every file's hash against
 // the signed list (a file added, removed or changed is refused), before any
 // module is parsed.
-func (s *Source) readVerified() (opabundle.Bundle, error) {
+//
+// lazy leaves the data files undecoded, in b.Raw (see rawTenantFiles).
+func (s *Source) readVerified(lazy bool) (opabundle.Bundle, error) {
 	var vc *opabundle.VerificationConfig
 	if !s.opts.InsecureSkipVerification {
 		kc, err := s.key()
@@ -217,7 +226,7 @@ func (s *Source) readVerified() (opabundle.Bundle, error) {
 		// KeyID pins the key: OPA then ignores the kid the bundle names.
 		vc = opabundle.NewVerificationConfig(map[string]*opabundle.KeyConfig{s.opts.KeyID: kc}, s.opts.KeyID, "", nil)
 	}
-	b, err := s.read(vc)
+	b, err := s.read(vc, lazy)
 	switch {
 	case err == nil:
 		return b, nil
@@ -227,7 +236,7 @@ func (s *Source) readVerified() (opabundle.Bundle, error) {
 	// OPA's errors are not typed. Tell the operator whether the signature
 	// is the problem: if the same file reads fine without verification, it
 	// is. What that second read returns is never used.
-	if _, uerr := s.read(nil); uerr == nil {
+	if _, uerr := s.read(nil, lazy); uerr == nil {
 		return b, s.errorf("signature verification failed: %w", err)
 	}
 	return b, s.errorf("%w", err)
@@ -261,7 +270,7 @@ func checkSize(path string, limit int64) error {
 	return nil
 }
 
-func (s *Source) read(vc *opabundle.VerificationConfig) (opabundle.Bundle, error) {
+func (s *Source) read(vc *opabundle.VerificationConfig, lazy bool) (opabundle.Bundle, error) {
 	limit := cmp.Or(s.maxBytes, MaxBytes)
 	if err := checkSize(s.opts.Path, limit); err != nil {
 		return opabundle.Bundle{}, err
@@ -274,8 +283,9 @@ func (s *Source) read(vc *opabundle.VerificationConfig) (opabundle.Bundle, error
 	r := opabundle.NewCustomReader(opabundle.NewTarballLoaderWithBaseURL(f, "").WithSizeLimitBytes(limit)).
 		WithSizeLimitBytes(limit).
 		WithRegoVersion(ast.RegoV1).
-		// Lazy mode would leave the data undecoded and skip the roots check.
-		WithLazyLoadingMode(false)
+		// Lazy mode leaves the data undecoded and skips the roots check;
+		// rawTenantFiles does that check for the layout it takes.
+		WithLazyLoadingMode(lazy)
 	if vc == nil {
 		r = r.WithSkipBundleVerification(true)
 	} else {
@@ -315,6 +325,168 @@ func (s *Source) key() (*opabundle.KeyConfig, error) {
 		return nil, fmt.Errorf("bundle verification key %s: %w", path, err)
 	}
 	return &opabundle.KeyConfig{Key: string(pemBytes), Algorithm: s.opts.Algorithm}, nil
+}
+
+// rawTenantFiles takes the tenant files straight from the bytes of a bundle
+// read lazily, when it has the layout bundle build writes: one /data.json,
+// {"tenantgate": {"tenants": {"<name>": {...}, ...}}}, within the manifest's
+// roots. Each file is its object's bytes, which tenant.Load reads as JSON
+// without a decoded copy: OPA's decoding of the whole data.json into Go
+// maps, then encoding each file back, cost a million users over a minute
+// and gigabytes. ok is false for any other layout, or anything unexpected
+// in this one; the caller then reads the bundle as OPA decodes it, which
+// gives the same files or the errors tenantFiles gives.
+func (s *Source) rawTenantFiles(b opabundle.Bundle) (files []tenant.File, ok bool) {
+	var raw []byte
+	n := 0
+	for _, r := range b.Raw {
+		if strings.HasSuffix(r.Path, ".rego") {
+			continue
+		}
+		n++
+		if strings.TrimPrefix(r.Path, "/") == "data.json" {
+			raw = r.Value
+		}
+	}
+	if n != 1 || raw == nil {
+		return nil, false
+	}
+	ranges, ok := splitTenants(raw)
+	if !ok || len(ranges) == 0 {
+		return nil, false
+	}
+	for _, r := range ranges {
+		if !withinRoots(b.Manifest.Roots, Root+"/"+TenantsKey+"/"+r.name) {
+			return nil, false
+		}
+		files = append(files, tenant.File{Name: r.name, Content: raw[r.start:r.end:r.end]})
+	}
+	return files, true
+}
+
+// withinRoots reports whether the data path p is under one of the roots
+// (no roots: the whole tree), as OPA's reader checks when it decodes.
+func withinRoots(roots *[]string, p string) bool {
+	if roots == nil {
+		return true
+	}
+	for _, r := range *roots {
+		r = strings.Trim(r, "/")
+		if r == "" || p == r || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+type tenantRange struct {
+	name       string
+	start, end int
+}
+
+// splitTenants finds each /tenantgate/tenants/<name> object in raw, which
+// must be exactly {"tenantgate": {"tenants": {...}}} with plain (escape
+// free), distinct names and object values; ok is false otherwise. The
+// objects themselves are only skipped over here: tenant.Load reads them.
+func splitTenants(raw []byte) (out []tenantRange, ok bool) {
+	i := 0
+	ws := func() {
+		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\n' || raw[i] == '\t' || raw[i] == '\r') {
+			i++
+		}
+	}
+	char := func(c byte) bool {
+		ws()
+		if i < len(raw) && raw[i] == c {
+			i++
+			return true
+		}
+		return false
+	}
+	key := func() (string, bool) {
+		ws()
+		if i >= len(raw) || raw[i] != '"' {
+			return "", false
+		}
+		j := i + 1
+		for j < len(raw) && raw[j] != '"' && raw[j] != '\\' && raw[j] >= 0x20 {
+			j++
+		}
+		if j >= len(raw) || raw[j] != '"' {
+			return "", false
+		}
+		k := string(raw[i+1 : j])
+		i = j + 1
+		return k, char(':')
+	}
+	// The two levels above the files: one key each.
+	for _, want := range []string{Root, TenantsKey} {
+		if !char('{') {
+			return nil, false
+		}
+		if k, ok := key(); !ok || k != want {
+			return nil, false
+		}
+	}
+	if !char('{') {
+		return nil, false
+	}
+	seen := map[string]bool{}
+	for first := true; ; first = false {
+		if char('}') && first {
+			return nil, false // no files
+		}
+		name, ok := key()
+		if !ok || seen[name] {
+			return nil, false
+		}
+		seen[name] = true
+		ws()
+		if i >= len(raw) || raw[i] != '{' {
+			return nil, false
+		}
+		start := i
+		if i, ok = skipJSONObject(raw, i); !ok {
+			return nil, false
+		}
+		out = append(out, tenantRange{name, start, i})
+		if char(',') {
+			continue
+		}
+		if !char('}') {
+			return nil, false
+		}
+		break
+	}
+	if !char('}') || !char('}') {
+		return nil, false
+	}
+	ws()
+	return out, i == len(raw)
+}
+
+// skipJSONObject returns the offset just past the object (or list) that
+// starts at raw[i], strings and their escapes skipped whole.
+func skipJSONObject(raw []byte, i int) (int, bool) {
+	depth := 0
+	for ; i < len(raw); i++ {
+		switch raw[i] {
+		case '"':
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1, true
+			}
+		}
+	}
+	return i, false
 }
 
 // tenantFiles turns /tenantgate/tenants/<name> into one tenant.File per

@@ -45,7 +45,7 @@ func TestBundleSizeBound(t *testing.T) {
 		t.Fatalf("within the bound: %v", err)
 	}
 	s := &Source{opts: Options{Path: path, InsecureSkipVerification: true}, maxBytes: limit}
-	if _, err := s.read(nil); err == nil || !strings.Contains(err.Error(), "refused before reading") {
+	if _, err := s.read(nil, true); err == nil || !strings.Contains(err.Error(), "refused before reading") {
 		t.Fatalf("read: %v", err)
 	}
 }
