@@ -56,7 +56,7 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 		for i := range pf.users {
 			u := &pf.users[i]
 			if prev, dup := d.Users[u.ID]; dup {
-				errs = append(errs, duplicateError("user", u.ID, u.File, u.Line, prev.File, prev.Line))
+				errs = append(errs, duplicateError("user", u.ID, u.File, int(u.Line), prev.File, int(prev.Line)))
 				if dupUsers == nil {
 					dupUsers = make(map[*User]bool)
 				}
@@ -101,7 +101,7 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 			if dupUsers[u] {
 				continue
 			}
-			meta := &pf.umeta[i]
+			meta := pf.lines(i)
 			c, ok := d.Customers[u.Customer]
 			if !ok && meta.customerLine != 0 {
 				errs = append(errs, &FieldError{File: u.File, Line: int(meta.customerLine), Kind: "user", ID: u.ID, Field: "customer",

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"errors"
 	"os"
 	"reflect"
 	"strings"
@@ -117,5 +118,30 @@ func TestFastParseTakesThePlainShape(t *testing.T) {
 	}
 	if !checkFastMatchesYAML(t, strings.Repeat("", 0)) {
 		t.Error("the fast path did not take an empty file")
+	}
+}
+
+// The lines a user's cross-file checks report survive however far they are
+// from the user's own line: before it (through an alias) or hundreds of
+// lines after it.
+func TestUserLinesFarFromTheUser(t *testing.T) {
+	far := "users:\n  a: &m\n    customer: nope\n    role: company-user\n  b: *m\n  c:\n" + strings.Repeat("    # note\n", 300) + "    customer: gone\n    role: company-user\n"
+	_, err := Load([]File{{Name: "u.yaml", Content: []byte(far)}})
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v", err)
+	}
+	want := map[string]int{"a": 3, "b": 3, "c": 307}
+	for _, e := range errs {
+		if e.Field != "customer" {
+			continue
+		}
+		if e.Line != want[e.ID] {
+			t.Errorf("user %s: customer error at line %d, want %d", e.ID, e.Line, want[e.ID])
+		}
+		delete(want, e.ID)
+	}
+	if len(want) > 0 {
+		t.Errorf("no customer error for %v in %v", want, errs)
 	}
 }

@@ -52,10 +52,12 @@ type User struct {
 	Role      string
 	Locations []string
 	Computers []string
-	Disabled  bool
 
 	File string
-	Line int
+	// Line is an int32 beside Disabled so that the two share one word: a
+	// million users are 8 MB fewer.
+	Line     int32
+	Disabled bool
 }
 
 // Data is one validated, indexed load of the data directory.
