@@ -29,7 +29,7 @@ type parsedFile struct {
 	users      []User // one allocation per file; the Data map points into it
 	umeta      []userMeta
 	bigMeta    map[int]userLines // the users whose lines do not fit a userMeta, by index
-	locLines   []int // the lines of the users' locations, umeta[i].locFirst onwards
+	locLines   []int             // the lines of the users' locations, umeta[i].locFirst onwards
 	errs       Errors
 	dropped    int // errors past maxErrors, counted but not kept
 }
