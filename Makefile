@@ -131,7 +131,7 @@ bench: ## benchmarks: Go (Check, Build, Reload) and ghz load vs a no-op server; 
 	$(GO) build -trimpath -o bin/tenantgate-noop ./internal/devtools/loadbench/noop
 	$(GO) build -trimpath -o bin/loadbench ./internal/devtools/loadbench
 	$(GO) -C internal/devtools/loadbench/ghz build -trimpath -o $(CURDIR)/bin/ghz github.com/bojand/ghz/cmd/ghz
-	$(GO) test -run '^$$' -bench '^Benchmark(Check|Build|Reload)$$' -benchmem \
+	TENANTGATE_BENCH_SIZES=$(BENCH_SIZES) $(GO) test -run '^$$' -bench '^Benchmark(Check|Build|Reload)$$' -benchmem \
 		-benchtime $(GO_BENCHTIME) -count $(GO_BENCHCOUNT) ./internal/engine ./internal/extauthz | tee $(BENCH_OUT)/go.txt
 	bin/loadbench run -tenantgate $(BIN) -noop bin/tenantgate-noop -ghz bin/ghz -policies policies \
 		-sizes $(BENCH_SIZES) -duration $(BENCH_TIME) -rounds $(BENCH_ROUNDS) -out $(BENCH_OUT)/load.md > /dev/null

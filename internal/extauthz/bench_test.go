@@ -142,7 +142,11 @@ func (t *benchTarget) mix(name string) []*authv3.CheckRequest {
 // cache hit); cache=off evaluates the policy on every request.
 func BenchmarkCheck(b *testing.B) {
 	ctx := context.Background()
-	for _, size := range tenantgen.Sizes() {
+	sizes, err := tenantgen.BenchSizes() // xl is opt-in: $TENANTGATE_BENCH_SIZES
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, size := range sizes {
 		b.Run("size="+size.Name, func(b *testing.B) {
 			for _, mix := range []string{"allow", "deny", "mixed"} {
 				b.Run("mix="+mix, func(b *testing.B) {

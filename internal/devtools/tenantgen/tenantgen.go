@@ -44,6 +44,28 @@ var (
 // Sizes lists the default benchmark sizes, smallest first; XL is opt-in.
 func Sizes() []Size { return []Size{Small, Medium, Large} }
 
+// BenchSizesEnv names the environment variable that lists the sizes the Go
+// benchmarks run (comma-separated names, e.g. small,xl); unset, Sizes().
+// make bench sets it from BENCH_SIZES, so that xl stays opt-in.
+const BenchSizesEnv = "TENANTGATE_BENCH_SIZES"
+
+// BenchSizes returns the sizes $TENANTGATE_BENCH_SIZES names, or Sizes().
+func BenchSizes() ([]Size, error) {
+	v := strings.TrimSpace(os.Getenv(BenchSizesEnv))
+	if v == "" {
+		return Sizes(), nil
+	}
+	var out []Size
+	for _, name := range strings.Split(v, ",") {
+		s, err := SizeByName(strings.TrimSpace(name))
+		if err != nil {
+			return nil, fmt.Errorf("$%s: %w", BenchSizesEnv, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 // SizeByName returns Small, Medium, Large or XL by name.
 func SizeByName(name string) (Size, error) {
 	for _, s := range append(Sizes(), XL) {

@@ -358,3 +358,21 @@ func TestLayoutsLoadTheSameData(t *testing.T) {
 		t.Error("an unknown layout was accepted")
 	}
 }
+
+func TestBenchSizes(t *testing.T) {
+	t.Setenv(tenantgen.BenchSizesEnv, "")
+	if s, err := tenantgen.BenchSizes(); err != nil || !reflect.DeepEqual(s, tenantgen.Sizes()) {
+		t.Errorf("unset: %v %v", s, err)
+	}
+	t.Setenv(tenantgen.BenchSizesEnv, "small, xl")
+	if s, err := tenantgen.BenchSizes(); err != nil || !reflect.DeepEqual(s, []tenantgen.Size{tenantgen.Small, tenantgen.XL}) {
+		t.Errorf("small,xl: %v %v", s, err)
+	}
+	t.Setenv(tenantgen.BenchSizesEnv, "huge")
+	if _, err := tenantgen.BenchSizes(); err == nil {
+		t.Error("an unknown size was taken")
+	}
+	if s := tenantgen.XL; s.Customers != 100_000 || s.Users != 1_000_000 {
+		t.Errorf("xl is %+v", s)
+	}
+}
