@@ -19,7 +19,8 @@ var readmeParams = proxyParams{
 	Upstream:   "127.0.0.1:8000",
 }
 
-const readmePath = "../../README.md"
+// The configs live in the proxies help topic (tenantgate help proxies).
+const readmePath = "../docs/topics/proxies.md"
 
 // readmeConfig finds the fenced block that follows the line
 // "<!-- config: testdata/<template> -->" in the README: its start and end

@@ -1,4 +1,4 @@
-// Package identity verifies the bearer JWT of a request (spec section 5) and
+// Package identity verifies the bearer JWT of a request (tenantgate help identity) and
 // returns its subject, the user id. Tokens are signed with HS256 (a secret
 // file) or with RS256, ES256 or EdDSA keys from a JWKS file. Roles and every
 // other claim are ignored: what a user may do comes from the tenant data.
@@ -21,7 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
-// maxLeeway is the most clock leeway a Verifier applies (spec section 5).
+// maxLeeway is the most clock leeway a Verifier applies (tenantgate help identity).
 const maxLeeway = 60 * time.Second
 
 // maxTokenLen bounds the work an unauthenticated client can ask for. Real
