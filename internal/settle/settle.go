@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/sourcedir"
+
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/policy"
 	"github.com/tenantgate/tenantgate/internal/tenant"
@@ -118,19 +120,7 @@ func Stamp(paths []string) string {
 // ConfigMap's ..data link. Anything else (a log, an editor's swap file, a
 // sidecar's scratch file) may change as often as it likes without holding
 // reloads back.
-func loaded(name string) bool {
-	if name == "..data" {
-		return true
-	}
-	if strings.HasPrefix(name, ".") {
-		return false
-	}
-	switch filepath.Ext(name) {
-	case ".yaml", ".yml", ".rego":
-		return true
-	}
-	return false
-}
+func loaded(name string) bool { return sourcedir.IsLoaded(name) }
 
 func appendStamp(b []byte, path string) []byte {
 	b = append(b, path...)

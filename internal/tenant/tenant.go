@@ -2,6 +2,8 @@
 // (tenantgate help data). The result is immutable: a reload builds a new Data.
 package tenant
 
+import "github.com/tenantgate/tenantgate/internal/sourcedir"
+
 // Customer types, in rank order (distributor 1 ... site 5).
 const (
 	TypeDistributor    = "distributor"
@@ -73,7 +75,4 @@ type Data struct {
 }
 
 // File is one YAML document to load: a name for error messages and its bytes.
-type File struct {
-	Name    string
-	Content []byte
-}
+type File = sourcedir.File
