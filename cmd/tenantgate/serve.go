@@ -120,7 +120,8 @@ func serve(args []string, stderr io.Writer) error {
 	eng := engine.New(engine.Options{
 		// A reload only uses files left unchanged for the debounce interval
 		// around its read, so a write that starts mid-read is never served.
-		Source:    settle.Wrap(src, *debounce, idf.files()...),
+		// Each source (data, policies, each key file) settles on its own.
+		Source:    settle.Wrap(src, *debounce),
 		Identity:  &ident,
 		Timeout:   *timeout,
 		Logger:    log,
