@@ -84,7 +84,9 @@ func newPair(mods []Module) (*pair, error) {
 
 // newRegoQuery mirrors policy.Compile: RegoV1, an empty store read through
 // one long-lived transaction.
-func newRegoQuery(mods []Module) (*pair, error) {
+func newRegoQuery(mods []Module) (*pair, error) { return newRegoQueryFor(query, mods) }
+
+func newRegoQueryFor(query string, mods []Module) (*pair, error) {
 	ctx := context.Background()
 	parsed := map[string]*ast.Module{}
 	var files []policy.File
