@@ -73,6 +73,8 @@ type Options struct {
 	// Result.DryRun) but the proxy is told to let the request through. For
 	// rolling out a policy safely, never for production enforcement.
 	DryRun bool
+	// Evaluator is "ir" or "rego" (evaluator.go); "" is DefaultEvaluator().
+	Evaluator string
 }
 
 // Engine holds the current snapshot and answers requests from it.
@@ -144,6 +146,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 		e.opts.Logger.Error("reload failed; the last good snapshot keeps serving", "error", err)
 		return err
 	}
+	chooseEvaluator(bctx, s, e.opts.Evaluator, e.opts.Logger)
 	if ok, builtin := s.Policy.Deterministic(); ok {
 		s.cache = newDecisionCache(e.opts.CacheSize)
 	} else {
@@ -178,6 +181,8 @@ type Status struct {
 	LastError   string    `json:"last_reload_error,omitempty"`
 	LastErrorAt time.Time `json:"last_reload_error_at,omitzero"`
 	Ready       bool      `json:"ready"`
+	// Evaluator is which evaluator the snapshot in force decides with.
+	Evaluator *EvaluatorStatus `json:"evaluator,omitempty"`
 }
 
 // Status reports the snapshot in force and the last reload error, if the
@@ -192,6 +197,8 @@ func (e *Engine) Status() Status {
 		st.Files = s.Files
 		st.Customers = len(s.Data.Customers)
 		st.Users = len(s.Data.Users)
+		ev := s.Evaluator()
+		st.Evaluator = &ev
 	}
 	if le := e.lastErr.Load(); le != nil {
 		st.LastError = le.err.Error()

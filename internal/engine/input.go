@@ -93,7 +93,7 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 		}
 	}
 
-	d, err := s.Policy.Eval(ctx, input)
+	d, err := s.decide(ctx, input)
 	return Result{Decision: d, User: sub, Customer: rt.Customer, Revision: s.Revision}, err
 }
 

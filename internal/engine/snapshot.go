@@ -40,6 +40,9 @@ type Snapshot struct {
 	Files     []string // every file it was built from
 
 	cache *decisionCache // set by Engine.Reload before publishing; nil: no caching
+
+	modules []policy.File // the policy sources, for planning the IR evaluator
+	eval    evaluator     // set by Engine.Reload before publishing (evaluator.go)
 }
 
 // Build reads the sources and builds a snapshot; it does not publish it.
@@ -66,6 +69,7 @@ func Build(ctx context.Context, src Source, ident *identity.Config) (*Snapshot, 
 		Policy:   pol,
 		Verifier: ver,
 		Built:    time.Now(),
+		modules:  modules,
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "data:%s\npolicy:%s\n", data.Digest, pol.Digest())

@@ -278,6 +278,16 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (decision.Decision, 
 
 func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 
+// Decode reads a decision term another evaluator of DecisionQuery produced
+// (the engine's IR evaluator), as strictly as Eval reads its own: nil (an
+// undefined decision) or a malformed one is an error.
+func Decode(t *ast.Term) (decision.Decision, error) {
+	if t == nil {
+		return decision.Decision{}, fmt.Errorf("evaluate %s: undefined", DecisionQuery)
+	}
+	return fromTerm(t)
+}
+
 var (
 	keyAllowed = ast.InternedTerm("allowed")
 	keyStatus  = ast.InternedTerm("status")
