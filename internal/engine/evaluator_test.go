@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,5 +122,50 @@ func TestEvaluatorsAgreeOnBenchMixes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCheckEvaluator measures a whole Check (token, input, decision)
+// with the cache off, cycling through each size's benchmark mix, for each
+// evaluator.
+func BenchmarkCheckEvaluator(b *testing.B) {
+	for _, size := range tenantgen.Sizes() {
+		src, ident := benchSource(b, size)
+		d, err := tenantgen.Shared(size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs := make([]*Request, len(d.Requests))
+		tokens := map[string]string{}
+		for i, r := range d.Requests {
+			reqs[i] = &Request{Method: r.Method, Path: r.Path}
+			if r.User != "" {
+				if tokens[r.User] == "" {
+					tokens[r.User] = mustToken(b, ident.HS256SecretFile, r.User)
+				}
+				reqs[i].Authorization = tokens[r.User]
+			}
+		}
+		for _, ev := range []string{EvaluatorIR, EvaluatorRego} {
+			b.Run("size="+size.Name+"/evaluator="+ev, func(b *testing.B) {
+				e := New(Options{Source: src, Identity: ident, CacheSize: -1, Evaluator: ev,
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				if err := e.Reload(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				if got := e.Status().Evaluator.InUse; got != ev {
+					b.Fatalf("evaluator %s in use, want %s", got, ev)
+				}
+				for _, r := range reqs { // warm the token cache, as a steady state has it
+					e.Check(context.Background(), r)
+				}
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					e.Check(context.Background(), reqs[i%len(reqs)])
+					i++
+				}
+			})
+		}
 	}
 }

@@ -91,3 +91,40 @@ func TestDeadlineFailsClosed(t *testing.T) {
 		t.Fatalf("evaluation on a cancelled context gave %v, want an error", v)
 	}
 }
+
+// TestConcurrentEvals: one evaluator shared by goroutines (as snapshots
+// share it) gives each the answer it gives alone; run with -race.
+func TestConcurrentEvals(t *testing.T) {
+	p := shippedPair(t)
+	d, err := tenantgen.Shared(tenantgen.Small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := loadDataset(t, d)
+	ctx := context.Background()
+	want := make([]string, 200)
+	for i := range want {
+		r := d.Requests[i]
+		v, err := p.ir.Eval(ctx, buildInput(data, p.isRes, r.User, r.Method, r.Path))
+		want[i] = outcome(v, err)
+	}
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := range want {
+				r := d.Requests[(i+g*37)%len(want)]
+				v, err := p.ir.Eval(ctx, buildInput(data, p.isRes, r.User, r.Method, r.Path))
+				if got := outcome(v, err); got != want[(i+g*37)%len(want)] {
+					errs <- got
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Fatalf("a concurrent evaluation gave %s", e)
+		}
+	}
+}
