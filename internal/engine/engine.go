@@ -88,6 +88,8 @@ type Options struct {
 	// Result.DryRun) but the proxy is told to let the request through. For
 	// rolling out a policy safely, never for production enforcement.
 	DryRun bool
+	// Evaluator is "ir" or "rego" (evaluator.go); "" is DefaultEvaluator().
+	Evaluator string
 }
 
 // Engine holds the current snapshot and answers requests from it.
@@ -152,6 +154,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	e.reloads.Add(1)
 	if s != nil {
+		chooseEvaluator(bctx, s, e.opts.Evaluator, e.opts.Logger)
 		if ok, builtin := s.Policy.Deterministic(); ok {
 			s.cache = newDecisionCache(e.opts.CacheSize)
 		} else {
@@ -199,6 +202,8 @@ type Status struct {
 	// SourceBundle, SourceHS256Secret, SourceJWKS): each keeps its own last
 	// good version.
 	Sources map[string]SourceStatus `json:"sources"`
+	// Evaluator is which evaluator the snapshot in force decides with.
+	Evaluator *EvaluatorStatus `json:"evaluator,omitempty"`
 }
 
 // Status reports the snapshot in force, each source's state, and the last
@@ -216,6 +221,8 @@ func (e *Engine) Status() Status {
 		st.Files = s.Files
 		st.Customers = len(s.Data.Customers)
 		st.Users = len(s.Data.Users)
+		ev := s.Evaluator()
+		st.Evaluator = &ev
 	}
 	if le := e.lastErr.Load(); le != nil {
 		st.LastError = le.err.Error()
