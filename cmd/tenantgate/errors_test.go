@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tenantgate/tenantgate/internal/buildinfo"
+	"github.com/tenantgate/tenantgate/internal/docs"
 )
 
 // TestErrorsSayWhatToDo: each mistake a newcomer makes on the command line
@@ -120,5 +121,27 @@ func TestVersion(t *testing.T) {
 	out, _, _ = runCLI(t, "version")
 	if !strings.Contains(out, "opa:") || !strings.Contains(out, info.OPA) {
 		t.Errorf("version prints %q, want the OPA version %s", out, info.OPA)
+	}
+}
+
+// TestHelpTopics: `tenantgate help` lists every topic and each prints; an
+// unknown topic is a usage error with a hint.
+func TestHelpTopics(t *testing.T) {
+	out, _, code := runCLI(t, "help")
+	if code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, tp := range docs.Topics {
+		if !strings.Contains(out, "  "+tp.Name+" ") {
+			t.Errorf("help does not list %q:\n%s", tp.Name, out)
+		}
+		text, _, code := runCLI(t, "help", tp.Name)
+		if code != 0 || !strings.HasPrefix(text, "# ") {
+			t.Errorf("help %s: exit %d, %.60q", tp.Name, code, text)
+		}
+	}
+	_, errs, code := runCLI(t, "help", "operation")
+	if code != 2 || !strings.Contains(errs, `did you mean "operations"?`) {
+		t.Errorf("help operation: exit %d, %q", code, errs)
 	}
 }

@@ -34,6 +34,10 @@ type Result struct {
 }
 
 // Observer is told of every decision and every reload (metrics, decision log).
+// ObserveReload gets the snapshot the reload published (nil: none, the one
+// in force stays) and the failing sources' errors (nil: none failed); a
+// reload may publish a snapshot while a source failed, which then keeps its
+// last good version in it.
 // Implementations must be cheap and safe for concurrent use, and must never
 // record req.Authorization (it holds the token).
 type Observer interface {
@@ -81,6 +85,7 @@ type Engine struct {
 	current atomic.Pointer[Snapshot]
 
 	mu      sync.Mutex // serialises reloads; never taken by Check
+	src     sources    // each source's last good version and state
 	lastErr atomic.Pointer[reloadError]
 	reloads atomic.Uint64
 }
@@ -114,8 +119,12 @@ func New(opts Options) *Engine {
 	return &Engine{opts: opts}
 }
 
-// Reload builds a new snapshot from the sources and publishes it. On failure
-// the current snapshot keeps serving and the error is recorded for /v1/status.
+// Reload reads every source (data, policies, each key file) and publishes a
+// snapshot composed of each source's last good version. A source that fails
+// keeps its previous version and its error is recorded for /v1/status and
+// returned (joined, when several fail); the others' new versions are
+// published all the same. At start, a failing source has no previous
+// version: nothing is published and the error is returned.
 func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -128,12 +137,20 @@ func (e *Engine) Reload(ctx context.Context) error {
 	// evaluating fails the reload instead of holding the watcher forever.
 	bctx, cancel := context.WithTimeout(ctx, buildTimeout)
 	defer cancel()
-	s, err := Build(bctx, e.opts.Source, e.opts.Identity)
+	s, err := e.rebuild(bctx)
 	if err != nil && ctx.Err() != nil {
 		// Cancelled (the server is stopping): not a failed reload.
 		return err
 	}
 	e.reloads.Add(1)
+	if s != nil {
+		if ok, builtin := s.Policy.Deterministic(); ok {
+			s.cache = newDecisionCache(e.opts.CacheSize)
+		} else {
+			e.opts.Logger.Warn("the policy calls a nondeterministic builtin: decisions are not cached for this snapshot",
+				"builtin", builtin, "revision", s.Revision)
+		}
+	}
 	// Observers first, then publish: whoever sees the new state in
 	// /v1/status also sees it in the metrics.
 	if e.opts.Observer != nil {
@@ -141,17 +158,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	if err != nil {
 		e.lastErr.Store(&reloadError{err: err, when: time.Now()})
-		e.opts.Logger.Error("reload failed; the last good snapshot keeps serving", "error", err)
+	} else {
+		e.lastErr.Store(nil)
+	}
+	if s == nil {
 		return err
 	}
-	if ok, builtin := s.Policy.Deterministic(); ok {
-		s.cache = newDecisionCache(e.opts.CacheSize)
-	} else {
-		e.opts.Logger.Warn("the policy calls a nondeterministic builtin: decisions are not cached for this snapshot",
-			"builtin", builtin, "revision", s.Revision)
-	}
 	e.current.Store(s)
-	e.lastErr.Store(nil)
 	// Hand the build's garbage back to the OS now rather than when the
 	// scavenger gets to it: the RSS would otherwise stay near the build's
 	// peak (at 200,000 users: 194 MiB after start-up instead of 79 MiB),
@@ -166,7 +179,8 @@ func (e *Engine) Reload(ctx context.Context) error {
 // Snapshot returns the snapshot in force, nil before the first good load.
 func (e *Engine) Snapshot() *Snapshot { return e.current.Load() }
 
-// Status is what /v1/status shows.
+// Status is what /v1/status shows. LastError holds every failing source's
+// error, each prefixed with the source's name; Sources tells them apart.
 type Status struct {
 	Revision    string    `json:"revision"`
 	LoadedAt    time.Time `json:"loaded_at,omitzero"`
@@ -178,12 +192,19 @@ type Status struct {
 	LastError   string    `json:"last_reload_error,omitempty"`
 	LastErrorAt time.Time `json:"last_reload_error_at,omitzero"`
 	Ready       bool      `json:"ready"`
+	// Sources is each source's state by name (SourceData, SourcePolicies or
+	// SourceBundle, SourceHS256Secret, SourceJWKS): each keeps its own last
+	// good version.
+	Sources map[string]SourceStatus `json:"sources"`
 }
 
-// Status reports the snapshot in force and the last reload error, if the
-// last reload failed.
+// Status reports the snapshot in force, each source's state, and the last
+// reload's errors, if a source failed in it.
 func (e *Engine) Status() Status {
-	st := Status{Reloads: e.reloads.Load(), Files: []string{}}
+	st := Status{Reloads: e.reloads.Load(), Files: []string{}, Sources: map[string]SourceStatus{}}
+	if m := e.src.shown.Load(); m != nil {
+		st.Sources = *m
+	}
 	if s := e.current.Load(); s != nil {
 		st.Ready = true
 		st.Revision = s.Revision

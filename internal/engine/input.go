@@ -10,7 +10,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// Keys of the input document (README "The input document"). Interned once:
+// Keys of the input document (tenantgate help policies, "The input document"). Interned once:
 // building an input then allocates only the objects themselves.
 var (
 	kMethod    = ast.StringTerm("method")
@@ -105,7 +105,7 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 }
 
 // insertNamedOwners adds named_owners: every company-owner whose id equals
-// id ignoring ASCII case (owner protection, spec section 3), absent when
+// id ignoring ASCII case (owner protection, tenantgate help requests), absent when
 // none. Route has checked that a users {id} is a valid user id, so it is
 // ASCII and strings.ToLower is the ASCII fold (and allocates nothing for an
 // id already in lower case).

@@ -1,5 +1,5 @@
 // Package httpauthz answers the decision over plain HTTP, for proxies that
-// call an HTTP authorizer (spec section 6): Envoy's http_service with
+// call an HTTP authorizer (tenantgate help http-mode): Envoy's http_service with
 // path_prefix /authz, nginx auth_request, Caddy forward_auth, Traefik
 // ForwardAuth. It only translates: HTTP request -> engine.Request, decision ->
 // status, headers and body.

@@ -11,10 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tenantgate/tenantgate/internal/sourcedir"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -33,10 +33,7 @@ const (
 )
 
 // File is one Rego module: its name (for error positions) and source.
-type File struct {
-	Name    string
-	Content []byte
-}
+type File = sourcedir.File
 
 // Policy is a compiled, prepared policy. It is immutable and safe for
 // concurrent use; a reload compiles a new one.
@@ -57,34 +54,7 @@ type Policy struct {
 // ReadDir reads the *.rego files directly in dir, leaving out *_test.rego:
 // tests are for `opa test`, not for serving.
 func ReadDir(dir string) ([]File, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("policies %s: %w", dir, err)
-	}
-	var files []File
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, "_test.rego") || strings.HasPrefix(name, ".") {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		st, err := os.Stat(path) // follows symlinks, as a ConfigMap mount needs
-		if err != nil {
-			return nil, fmt.Errorf("policy %s: %w", path, err)
-		}
-		if !st.Mode().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("policy %s: %w", path, err)
-		}
-		files = append(files, File{Name: path, Content: b})
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("policies %s: no .rego files", dir)
-	}
-	return files, nil
+	return sourcedir.Read(dir, sourcedir.Policies)
 }
 
 // Compile parses and compiles the modules, prepares the decision query and

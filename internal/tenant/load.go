@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/tenantgate/tenantgate/internal/sourcedir"
 )
 
 // LoadDir reads every *.yaml / *.yml file directly in dir, sorted by name,
@@ -27,34 +27,9 @@ func LoadDir(dir string) (*Data, error) { return (*Cache)(nil).LoadDir(dir) }
 
 // LoadDir is the package's LoadDir, reusing what c remembers.
 func (c *Cache) LoadDir(dir string) (*Data, error) {
-	entries, err := os.ReadDir(dir)
+	files, err := sourcedir.Read(dir, sourcedir.Data)
 	if err != nil {
-		// *fs.PathError names the dir.
-		return nil, fmt.Errorf("tenant: read data dir: %w", err)
-	}
-	var files []File
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		// os.Stat, unlike the DirEntry, follows the symlink.
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("tenant: read data file: %w", err)
-		}
-		if !fi.Mode().IsRegular() {
-			continue
-		}
-		content, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("tenant: read data file: %w", err)
-		}
-		files = append(files, File{Name: path, Content: content})
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("tenant: no *.yaml or *.yml files in data dir %s", dir)
+		return nil, fmt.Errorf("tenant: %w", err)
 	}
 	return c.Load(files)
 }
