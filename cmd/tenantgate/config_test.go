@@ -1,10 +1,12 @@
 package main
 
 import (
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/tenantgate/tenantgate/internal/docs"
 	"github.com/tenantgate/tenantgate/internal/proxyconfig"
 )
 
@@ -134,6 +136,61 @@ func TestConfigDefaultsAreServes(t *testing.T) {
 		m := regexp.MustCompile(`-` + flag + ` string\n[^\n]*\(default "([^"]*)"\)`).FindStringSubmatch(help)
 		if m == nil || m[1] != want {
 			t.Errorf("serve --%s default %v, config's %q", flag, m, want)
+		}
+	}
+}
+
+// excerpt is a fenced block of a doc, marked with the command whose output
+// it quotes: <!-- excerpt: tenantgate config ARGS -->.
+var excerptMarker = regexp.MustCompile("(?m)^<!-- excerpt: tenantgate (config [^>]*?) -->\n```[a-z]*\n")
+
+// TestDocExcerptsArePrinted: every excerpt in the help topics and the
+// README is a contiguous part of what its command prints, line for line, and
+// the text states that command to the reader; the proxies topic quotes every
+// kind. A template edit that changes a quoted line fails here: run the
+// stated command and paste the new lines.
+func TestDocExcerptsArePrinted(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := map[string]string{"README.md": string(readme)}
+	for _, tp := range docs.Topics {
+		text, _ := docs.Text(tp.Name)
+		pages["tenantgate help "+tp.Name] = text
+	}
+	quoted := map[string]bool{}
+	for page, text := range pages {
+		for _, m := range excerptMarker.FindAllStringSubmatchIndex(text, -1) {
+			cmd := text[m[2]:m[3]]
+			rest := text[m[1]:]
+			end := strings.Index("\n"+rest, "\n```\n")
+			if end < 0 {
+				t.Errorf("%s: the excerpt of %q has no closing fence", page, cmd)
+				continue
+			}
+			block := rest[:end]
+			t.Run(page+": "+cmd, func(t *testing.T) {
+				args := strings.Fields(cmd)
+				out, errs, code := runCLI(t, args...)
+				if code != 0 {
+					t.Fatalf("tenantgate %s: exit %d: %s", cmd, code, errs)
+				}
+				if strings.Count(block, "\n") < 3 || !strings.Contains(out, block) {
+					t.Errorf("the excerpt is not (3 or more lines of) what `tenantgate %s` prints: run it and paste the lines.\n--- excerpt\n%s--- printed\n%s", cmd, block, out)
+				}
+				if !strings.Contains(text, "`tenantgate "+cmd+"`") {
+					t.Errorf("the page does not state `tenantgate %s` to the reader", cmd)
+				}
+				if page == "tenantgate help proxies" {
+					quoted[args[1]] = true
+				}
+			})
+		}
+	}
+	for _, k := range proxyconfig.Kinds() {
+		if !quoted[k.Name] {
+			t.Errorf("tenantgate help proxies quotes nothing of `tenantgate config %s`", k.Name)
 		}
 	}
 }
