@@ -172,6 +172,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	} else {
 		e.lastErr.Store(nil)
 	}
+	e.publishStates()
 	if s == nil {
 		return err
 	}
