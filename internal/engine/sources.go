@@ -265,9 +265,14 @@ func (e *Engine) rebuild(ctx context.Context) (*Snapshot, error) {
 	errs := append(failed, blamed...)
 	e.updateStates(rs, errs, cand, changed, now)
 	var joined []error
+	starting := e.current.Load() == nil
 	for _, se := range errs {
 		joined = append(joined, se)
-		e.opts.Logger.Error("reload failed; this source keeps its last good version", "source", se.source, "error", se.err)
+		// Before the first snapshot there is no last good version to keep
+		// serving: the caller (start-up) reports the error instead.
+		if !starting {
+			e.opts.Logger.Error("reload failed; this source keeps its last good version", "source", se.source, "error", se.err)
+		}
 	}
 	err := errors.Join(joined...)
 
