@@ -103,7 +103,7 @@ fuzz: ## run every Go fuzz target in turn, FUZZTIME each (30s)
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s "$$pkg" || exit 1; \
 	done
 
-# `make bench`: the Go benchmarks of issue 4 (Check, Build, Reload at three
+# `make bench`: the Go benchmarks (Check, Build, Reload at three
 # generated sizes), then ghz over gRPC against tenantgate and a no-op
 # ext_authz server, servers on CPU 0 and ghz on CPU 1. ghz is pinned in its
 # own module (internal/devtools/loadbench/ghz/go.mod: it needs an older grpc).

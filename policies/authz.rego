@@ -2,7 +2,7 @@
 # title: tenantgate authorization
 # description: |
 #   Decides whether a user may do this (method) to that tenant (target customer
-#   and resource), per spec section 3. Go builds the input (path checks, JWT,
+#   and resource), per tenantgate help requests. Go builds the input (path checks, JWT,
 #   tenant lookups) and evaluates only data.tenantgate.authz.decision; this
 #   package does lookups against data.tenantgate.tables, never walks the tree.
 #   Every helper treats an absent or ill-typed field as a failure, so a partial
@@ -44,7 +44,7 @@ decision := {
 	reason != "allowed"
 }
 
-# The checks of spec section 3, in its order: the first failure wins. The
+# The checks of tenantgate help requests, in its order: the first failure wins. The
 # owner protection row shares role_forbids but comes after the role check; the
 # scope rows hold their users to their own customer, so their outside_tenant
 # comes after module, role and owner protection, not at row 7.

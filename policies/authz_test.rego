@@ -1,7 +1,7 @@
 # METADATA
 # title: tenantgate authorization tests
 # description: |
-#   One or more tests per row of spec section 3, the ordering between rows,
+#   One or more tests per row of tenantgate help requests, the ordering between rows,
 #   the exact allow and deny documents, and robustness against partial input.
 #   The fixtures below (a small customer tree and its users) are shared with
 #   tenantgate.tables_test, which drives every seed cell through the decision.
@@ -679,7 +679,7 @@ test_decision_computer_scope_only_for_read_own if {
 }
 
 # ---------------------------------------------------------------------------
-# The outside_tenant of the scope rows (spec section 3): a location-limited or
+# The outside_tenant of the scope rows (tenantgate help requests): a location-limited or
 # read-own user's target below its own customer fails in the scope row, after
 # module, role and owner protection, not at row 7.
 

@@ -4,7 +4,7 @@
 #   The two seed tables of the authorization model, encoded as data, plus the
 #   resource catalog that maps each API resource onto a row of each table.
 #   Source: /work/shared/seeds/customer-types-and-modules.txt and
-#   client-roles-and-permissions.txt, and the catalog in section 2 of the spec.
+#   client-roles-and-permissions.txt, and the catalog of `tenantgate help requests`.
 #   The Go side reads data.tenantgate.tables to print the tables and to know
 #   the catalog's resource names, so names and shapes here are a contract.
 #   Arrays keep the seeds' row and column order so a printout reads like the seed.
@@ -112,7 +112,7 @@ method_access := {
 	"DELETE": "full",
 }
 
-# The resource catalog (spec section 2): resource -> the roles-table row
+# The resource catalog (tenantgate help requests): resource -> the roles-table row
 # (functionality) and the customer-types-table row (module). A resource with
 # no module has no "module" key. id_is_computer marks resources whose {id} is
 # a computer id and so counts as a computer qualifier.
@@ -142,5 +142,5 @@ catalog := {
 	"scheduled-reports": {"functionality": "backup-reports", "module": "scheduled-reports"},
 }
 
-# Deny statuses that are not 403 (spec section 3); every other reason is 403.
+# Deny statuses that are not 403 (tenantgate help requests); every other reason is 403.
 statuses := {"bad_path": 400, "unauthenticated": 401, "internal_error": 503}

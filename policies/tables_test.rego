@@ -4,7 +4,7 @@
 #   Every cell of both seed tables, written out below as the seeds print them,
 #   is checked twice: in the encoded table, and through the decision for the
 #   catalog resources of that row (fixtures from tenantgate.authz_test).
-#   The catalog is checked against the spec's table, written out the same way.
+#   The catalog is checked against the contract's table (tenantgate help requests), written out the same way.
 package tenantgate.tables_test
 
 import data.tenantgate.authz_test
@@ -21,7 +21,7 @@ seed_availability := {"Available": true, "Unavailable": false}
 
 seed_level := {"Full": "full", "Read": "read", "Read*": "read-own", "N/A": "none"}
 
-# The spec's resource catalog (section 2): resource, functionality, module.
+# The contract's resource catalog (tenantgate help requests): resource, functionality, module.
 spec_catalog := [
 	["company-info", "configuration", "(none)"],
 	["locations", "configuration", "(none)"],
@@ -48,7 +48,7 @@ spec_catalog := [
 	["scheduled-reports", "backup-reports", "scheduled-reports"],
 ]
 
-# Per spec section 2, only these resources' {id} is a computer id.
+# Per tenantgate help requests, only these resources' {id} is a computer id.
 spec_computer_id_resources := {"protected-computers", "managed-computers"}
 
 module_resources[module] contains resource if {

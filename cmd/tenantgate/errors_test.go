@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tenantgate/tenantgate/internal/buildinfo"
+	"github.com/tenantgate/tenantgate/internal/docs"
 )
 
 // TestErrorsSayWhatToDo: each mistake a newcomer makes on the command line
@@ -120,5 +121,72 @@ func TestVersion(t *testing.T) {
 	out, _, _ = runCLI(t, "version")
 	if !strings.Contains(out, "opa:") || !strings.Contains(out, info.OPA) {
 		t.Errorf("version prints %q, want the OPA version %s", out, info.OPA)
+	}
+}
+
+// TestHelpTopics: `tenantgate help` lists every topic and each prints; an
+// unknown topic is a usage error with a hint.
+func TestHelpTopics(t *testing.T) {
+	out, _, code := runCLI(t, "help")
+	if code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, tp := range docs.Topics {
+		if !strings.Contains(out, "  "+tp.Name+" ") {
+			t.Errorf("help does not list %q:\n%s", tp.Name, out)
+		}
+		text, _, code := runCLI(t, "help", tp.Name)
+		if code != 0 || !strings.HasPrefix(text, "# ") {
+			t.Errorf("help %s: exit %d, %.60q", tp.Name, code, text)
+		}
+	}
+	_, errs, code := runCLI(t, "help", "operation")
+	if code != 2 || !strings.Contains(errs, `did you mean "operations"?`) {
+		t.Errorf("help operation: exit %d, %q", code, errs)
+	}
+}
+
+// TestStartFailureSaysCannotStart: bad data at start is "cannot start" and
+// exit 1, each data error on its own line, and no talk of a last good
+// snapshot (there is none yet).
+func TestStartFailureSaysCannotStart(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"customers.yaml", "users.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../../data", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(b), "type: reseller", "type: resellr", 1)
+		s = strings.Replace(s, "role: company-administrator", "role: wizard", 1)
+		if err := os.WriteFile(filepath.Join(data, f), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := filepath.Join(dir, "s")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	err := run([]string{"serve", "--data", data, "--policies", "../../policies", "--jwt-hs256-secret-file", secret,
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, &stderr, &stderr)
+	if err == nil {
+		t.Fatal("serve started on bad data")
+	}
+	msg := err.Error()
+	lines := strings.Split(msg, "\n")
+	if lines[0] != "cannot start:" || len(lines) != 3 {
+		t.Fatalf("error %q: want \"cannot start:\" and one line per data error (2)", msg)
+	}
+	for i, want := range []string{`customers.yaml:`, `users.yaml:`} {
+		if !strings.HasPrefix(lines[i+1], "  ") || !strings.Contains(lines[i+1], want) {
+			t.Errorf("line %d %q: want an indented error in %s", i+1, lines[i+1], want)
+		}
+	}
+	if strings.Contains(stderr.String()+msg, "last good") {
+		t.Errorf("a failed start speaks of a last good version:\n%s%s", stderr.String(), msg)
 	}
 }

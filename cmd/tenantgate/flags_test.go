@@ -10,7 +10,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
 )
 
-// TestServeHelpListsFlags: the flags of issue 9, item 9 are documented in
+// TestServeHelpListsFlags: the decision-log and reflection flags are documented in
 // serve -h, with their defaults.
 func TestServeHelpListsFlags(t *testing.T) {
 	_, errs, code := runCLI(t, "serve", "-h")

@@ -24,9 +24,11 @@ Usage:
   tenantgate tables   [flags]   print the customer-type and role tables from the policy itself
   tenantgate token    [flags]   mint an HS256 development token from the secret file
   tenantgate bundle build [flags] validate data and policies and pack them into a signed OPA bundle
+  tenantgate config KIND [flags]  print a ready-to-run nginx, Caddy, Envoy, Istio or Kubernetes config
   tenantgate version  [flags]   print the version, VCS revision, Go and OPA versions
 
-Run 'tenantgate <command> -h' for a command's flags.
+Run 'tenantgate <command> -h' for a command's flags, and 'tenantgate help' for the
+reference topics (the data format, the decision order, proxies, operations...).
 `
 
 // exitError carries an exit code out of a subcommand.
@@ -66,9 +68,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return version(rest, stdout, stderr)
 	case "bundle":
 		return bundleCmd(rest, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	case "config":
+		return configCmd(rest, stdout, stderr)
+	case "help":
+		return help(rest, stdout, stderr)
+	case "-h", "-help", "--help":
+		return help(nil, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "tenantgate: unknown command %q\n\n%s", cmd, usage)
 		return exitError{2}
@@ -114,19 +119,27 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// closestFlag is the defined flag nearest to a mistyped name: one that starts
-// with it, or within a third of its length in edits; "" when none is close.
+// closestFlag is the defined flag nearest to a mistyped name.
 func closestFlag(fs *flag.FlagSet, typed string) string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return closest(typed, names)
+}
+
+// closest is the name nearest to a mistyped one: one that starts with it,
+// or within a third of its length in edits; "" when none is close. Ties go
+// to the name that sorts first, so the hint is the same on every run.
+func closest(typed string, names []string) string {
 	best, bestDist := "", len(typed)/3+1
-	fs.VisitAll(func(f *flag.Flag) {
-		d := editDistance(typed, f.Name)
-		if strings.HasPrefix(f.Name, typed) && len(typed) >= 3 {
+	for _, n := range names {
+		d := editDistance(typed, n)
+		if strings.HasPrefix(n, typed) && len(typed) >= 3 {
 			d = 0
 		}
-		if d < bestDist || (d == bestDist && best != "" && f.Name < best) {
-			best, bestDist = f.Name, d
+		if d < bestDist || (d == bestDist && best != "" && n < best) {
+			best, bestDist = n, d
 		}
-	})
+	}
 	return best
 }
 

@@ -40,7 +40,7 @@ func serve(args []string, stderr io.Writer) error {
 		maxRecvSize = fs.Int("grpc-max-recv-msg-size", 1<<20, "max gRPC request size in bytes (of the decompressed request when gzip-compressed)")
 		reflect     = fs.Bool("grpc-reflection", false, "serve gRPC server reflection (for grpcurl without -proto); off: it lists every service and message to any client")
 		cacheSize   = fs.Int("decision-cache-size", engine.DefaultCacheSize, "decisions remembered per snapshot, keyed by subject, method and path (negative: off)")
-		gcPercent   = fs.Int("gc-percent", servingGCPercent(), "GOGC while serving (default $GOGC, else 100): the live heap is mostly the snapshot, so a higher value collects less often, trading memory for tail latency (see the README's Performance section)")
+		gcPercent   = fs.Int("gc-percent", servingGCPercent(), "GOGC while serving (default $GOGC, else 100): the live heap is mostly the snapshot, so a higher value collects less often, trading memory for tail latency (tenantgate help performance)")
 	)
 	fs.StringVar(&dirs.Policies, "policies", "policies", "directory of .rego policies (*_test.rego files are ignored)")
 	fs.StringVar(&dirs.Data, "data", "data", "directory of tenant data (*.yaml, *.yml)")
@@ -120,13 +120,15 @@ func serve(args []string, stderr io.Writer) error {
 	eng := engine.New(engine.Options{
 		// A reload only uses files left unchanged for the debounce interval
 		// around its read, so a write that starts mid-read is never served.
-		Source:    settle.Wrap(src, *debounce, idf.files()...),
+		// Each source (data, policies, each key file) settles on its own.
+		Source:    settle.Wrap(src, *debounce),
 		Identity:  &ident,
 		Timeout:   *timeout,
 		Logger:    log,
 		Observer:  observer,
 		CacheSize: *cacheSize,
 		DryRun:    lf.dryRun,
+		BuildHook: buildGC,
 	})
 	for _, a := range []struct{ flag, addr string }{{"grpc-addr", *grpcAddr}, {"http-addr", *httpAddr}, {"admin-addr", *adminAddr}} {
 		if a.addr == "" && a.flag == "admin-addr" {

@@ -34,8 +34,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"slices"
 	"strings"
+
+	"github.com/tenantgate/tenantgate/internal/sourcedir"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -179,7 +182,7 @@ func (s *Source) Read(ctx context.Context) (*Contents, error) {
 	}
 	for _, m := range b.Modules {
 		name := "/" + strings.TrimPrefix(m.Path, "/")
-		if strings.HasSuffix(name, "_test.rego") {
+		if !sourcedir.IsPolicy(path.Base(name)) {
 			continue
 		}
 		c.Policies = append(c.Policies, policy.File{Name: "bundle:" + name, Content: m.Raw})

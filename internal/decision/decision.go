@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Reason codes of the authorization model (spec section 3). They double as
+// Reason codes of the authorization model (tenantgate help requests). They double as
 // metric labels, as the x-tenantgate-reason header and as decision-log fields.
 const (
 	ReasonAllowed           = "allowed"
@@ -112,7 +112,7 @@ func (d Decision) Body() []byte {
 }
 
 // IsTenantgateHeader reports whether a header name is one of tenantgate's
-// (spec section 3): lower-cased, with `_` read as `-`, it starts with
+// (tenantgate help requests): lower-cased, with `_` read as `-`, it starts with
 // HeaderPrefix. Many stacks (CGI, PHP, WSGI, nginx's $http_ variables) map
 // `x_tenantgate_user` and `x-tenantgate-user` to one variable, so a client
 // must not pass either spelling off as tenantgate's.

@@ -168,7 +168,7 @@ func serveFlags(t *testing.T) map[string]serveFlag {
 	return flags
 }
 
-// contractCases are the contract points of issue 9 (spec sections 2-4), sent
+// contractCases are contract points of `tenantgate help requests` and `tenantgate help paths`, sent
 // through the real proxies: scope rows in their place, every location
 // qualifier checked, users/{id} rules, raw bytes RFC 3986 never allows.
 var contractCases = []proxyCase{

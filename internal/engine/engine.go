@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +32,18 @@ type Result struct {
 	Denied decision.Decision
 }
 
+// Checker decides one request: what the front ends (gRPC ext_authz, the HTTP
+// mode) need of the engine. *Engine is the one used in production; tests
+// put a stand-in behind a real front end.
+type Checker interface {
+	Check(ctx context.Context, req *Request) Result
+}
+
 // Observer is told of every decision and every reload (metrics, decision log).
+// ObserveReload gets the snapshot the reload published (nil: none, the one
+// in force stays) and the failing sources' errors (nil: none failed); a
+// reload may publish a snapshot while a source failed, which then keeps its
+// last good version in it.
 // Implementations must be cheap and safe for concurrent use, and must never
 // record req.Authorization (it holds the token).
 type Observer interface {
@@ -69,10 +79,17 @@ type Options struct {
 	// CacheSize bounds the per-snapshot decision cache (entries); 0 means
 	// the default, a negative value turns the cache off.
 	CacheSize int
+	// BuildHook, when set, is called as a reload starts; the function it
+	// returns is called when the reload ends, with whether a snapshot was
+	// published. Process-wide tuning around a build (the collector's pace,
+	// returning memory to the OS) belongs to the program, not the engine.
+	BuildHook func() (done func(published bool))
 	// DryRun allows every request: a deny is logged and observed (see
 	// Result.DryRun) but the proxy is told to let the request through. For
 	// rolling out a policy safely, never for production enforcement.
 	DryRun bool
+	// Evaluator is "ir" or "rego" (evaluator.go); "" is DefaultEvaluator().
+	Evaluator string
 }
 
 // Engine holds the current snapshot and answers requests from it.
@@ -81,15 +98,16 @@ type Engine struct {
 	current atomic.Pointer[Snapshot]
 
 	mu      sync.Mutex // serialises reloads; never taken by Check
+	src     sources    // each source's last good version and state
 	lastErr atomic.Pointer[reloadError]
 	reloads atomic.Uint64
+	// lastEval is the last policy's evaluator, reused while the policy
+	// is unchanged (evaluator.go); only Reload touches it, under mu.
+	lastEval evaluatorChoice
 }
 
 // buildTimeout bounds one snapshot build (200,000 users take ~1.5 s).
 const buildTimeout = time.Minute
-
-// buildGCPercent is the GOGC in force while a snapshot is built.
-const buildGCPercent = 25
 
 // DefaultCacheSize is the decision cache's default bound, per snapshot.
 const DefaultCacheSize = 32768
@@ -114,26 +132,39 @@ func New(opts Options) *Engine {
 	return &Engine{opts: opts}
 }
 
-// Reload builds a new snapshot from the sources and publishes it. On failure
-// the current snapshot keeps serving and the error is recorded for /v1/status.
+// Reload reads every source (data, policies, each key file) and publishes a
+// snapshot composed of each source's last good version. A source that fails
+// keeps its previous version and its error is recorded for /v1/status and
+// returned (joined, when several fail); the others' new versions are
+// published all the same. At start, a failing source has no previous
+// version: nothing is published and the error is returned.
 func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// A build allocates several times what it keeps (the YAML node trees:
-	// ~480 MB allocated for ~44 MB kept at 200,000 users), beside the
-	// snapshot still serving. Collecting more often meanwhile keeps the peak
-	// RSS near what is kept, for a little more CPU during the build.
-	defer debug.SetGCPercent(debug.SetGCPercent(buildGCPercent))
+	published := false
+	if e.opts.BuildHook != nil {
+		done := e.opts.BuildHook()
+		defer func() { done(published) }()
+	}
 	// A bound on the build, so a policy whose tables never finish
 	// evaluating fails the reload instead of holding the watcher forever.
 	bctx, cancel := context.WithTimeout(ctx, buildTimeout)
 	defer cancel()
-	s, err := Build(bctx, e.opts.Source, e.opts.Identity)
+	s, err := e.rebuild(bctx)
 	if err != nil && ctx.Err() != nil {
 		// Cancelled (the server is stopping): not a failed reload.
 		return err
 	}
 	e.reloads.Add(1)
+	if s != nil {
+		chooseEvaluator(bctx, s, e.opts.Evaluator, &e.lastEval, e.opts.Logger)
+		if ok, builtin := s.Policy.Deterministic(); ok {
+			s.cache = newDecisionCache(e.opts.CacheSize)
+		} else {
+			e.opts.Logger.Warn("the policy calls a nondeterministic builtin: decisions are not cached for this snapshot",
+				"builtin", builtin, "revision", s.Revision)
+		}
+	}
 	// Observers first, then publish: whoever sees the new state in
 	// /v1/status also sees it in the metrics.
 	if e.opts.Observer != nil {
@@ -141,23 +172,15 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	if err != nil {
 		e.lastErr.Store(&reloadError{err: err, when: time.Now()})
-		e.opts.Logger.Error("reload failed; the last good snapshot keeps serving", "error", err)
+	} else {
+		e.lastErr.Store(nil)
+	}
+	e.publishStates()
+	if s == nil {
 		return err
 	}
-	if ok, builtin := s.Policy.Deterministic(); ok {
-		s.cache = newDecisionCache(e.opts.CacheSize)
-	} else {
-		e.opts.Logger.Warn("the policy calls a nondeterministic builtin: decisions are not cached for this snapshot",
-			"builtin", builtin, "revision", s.Revision)
-	}
 	e.current.Store(s)
-	e.lastErr.Store(nil)
-	// Hand the build's garbage back to the OS now rather than when the
-	// scavenger gets to it: the RSS would otherwise stay near the build's
-	// peak (at 200,000 users: 194 MiB after start-up instead of 79 MiB),
-	// and the next reload's peak would come on top of it. One full
-	// collection per reload, on this goroutine; requests keep being served.
-	debug.FreeOSMemory()
+	published = true
 	e.opts.Logger.Info("snapshot loaded", "revision", s.Revision,
 		"customers", len(s.Data.Customers), "users", len(s.Data.Users), "files", len(s.Files))
 	return err
@@ -166,7 +189,8 @@ func (e *Engine) Reload(ctx context.Context) error {
 // Snapshot returns the snapshot in force, nil before the first good load.
 func (e *Engine) Snapshot() *Snapshot { return e.current.Load() }
 
-// Status is what /v1/status shows.
+// Status is what /v1/status shows. LastError holds every failing source's
+// error, each prefixed with the source's name; Sources tells them apart.
 type Status struct {
 	Revision    string    `json:"revision"`
 	LoadedAt    time.Time `json:"loaded_at,omitzero"`
@@ -178,12 +202,21 @@ type Status struct {
 	LastError   string    `json:"last_reload_error,omitempty"`
 	LastErrorAt time.Time `json:"last_reload_error_at,omitzero"`
 	Ready       bool      `json:"ready"`
+	// Sources is each source's state by name (SourceData, SourcePolicies or
+	// SourceBundle, SourceHS256Secret, SourceJWKS): each keeps its own last
+	// good version.
+	Sources map[string]SourceStatus `json:"sources"`
+	// Evaluator is which evaluator the snapshot in force decides with.
+	Evaluator *EvaluatorStatus `json:"evaluator,omitempty"`
 }
 
-// Status reports the snapshot in force and the last reload error, if the
-// last reload failed.
+// Status reports the snapshot in force, each source's state, and the last
+// reload's errors, if a source failed in it.
 func (e *Engine) Status() Status {
-	st := Status{Reloads: e.reloads.Load(), Files: []string{}}
+	st := Status{Reloads: e.reloads.Load(), Files: []string{}, Sources: map[string]SourceStatus{}}
+	if m := e.src.shown.Load(); m != nil {
+		st.Sources = *m
+	}
 	if s := e.current.Load(); s != nil {
 		st.Ready = true
 		st.Revision = s.Revision
@@ -192,6 +225,8 @@ func (e *Engine) Status() Status {
 		st.Files = s.Files
 		st.Customers = len(s.Data.Customers)
 		st.Users = len(s.Data.Users)
+		ev := s.Evaluator()
+		st.Evaluator = &ev
 	}
 	if le := e.lastErr.Load(); le != nil {
 		st.LastError = le.err.Error()

@@ -40,6 +40,8 @@ type Snapshot struct {
 	Files     []string // every file it was built from
 
 	cache *decisionCache // set by Engine.Reload before publishing; nil: no caching
+
+	eval evaluator // set by Engine.Reload before publishing (evaluator.go)
 }
 
 // Build reads the sources and builds a snapshot; it does not publish it.
@@ -61,21 +63,33 @@ func Build(ctx context.Context, src Source, ident *identity.Config) (*Snapshot, 
 			return nil, err
 		}
 	}
+	s := assemble(data, pol, ver)
+	s.BuildTime = time.Since(start)
+	return s, nil
+}
+
+// assemble makes a snapshot of parts already loaded (Build's, or each
+// source's last good version in Engine.Reload); the caller sets BuildTime.
+func assemble(data *tenant.Data, pol *policy.Policy, ver *identity.Verifier) *Snapshot {
 	s := &Snapshot{
 		Data:     data,
 		Policy:   pol,
 		Verifier: ver,
 		Built:    time.Now(),
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "data:%s\npolicy:%s\n", data.Digest, pol.Digest())
-	s.Revision = hex.EncodeToString(h.Sum(nil))[:12]
+	s.Revision = revisionOf(data, pol)
 	s.Files = append(append(s.Files, data.Files...), pol.Files()...)
 	if ver != nil {
 		s.Files = append(s.Files, ver.Files()...)
 	}
-	s.BuildTime = time.Since(start)
-	return s, nil
+	return s
+}
+
+// revisionOf is a snapshot's revision: a digest over its data and policies.
+func revisionOf(data *tenant.Data, pol *policy.Policy) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "data:%s\npolicy:%s\n", data.Digest, pol.Digest())
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 var errNoSnapshot = errors.New("no snapshot loaded")

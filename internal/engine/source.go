@@ -8,7 +8,8 @@ import (
 )
 
 // Dirs reads tenant data and policies from two directories, afresh on every
-// build, so a reload sees exactly what is on disk then.
+// build, so a reload sees exactly what is on disk then. It is a SplitSource:
+// the data and the policies each keep their own last good version.
 type Dirs struct {
 	Data     string
 	Policies string
@@ -19,17 +20,29 @@ type Dirs struct {
 }
 
 // Load implements Source.
-func (d Dirs) Load(context.Context) (*tenant.Data, []policy.File, error) {
-	data, err := d.Cache.LoadDir(d.Data)
+func (d Dirs) Load(ctx context.Context) (*tenant.Data, []policy.File, error) {
+	data, err := d.LoadData(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	modules, err := policy.ReadDir(d.Policies)
+	modules, err := d.LoadPolicies(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	return data, modules, nil
 }
 
+// LoadData implements SplitSource.
+func (d Dirs) LoadData(context.Context) (*tenant.Data, error) { return d.Cache.LoadDir(d.Data) }
+
+// LoadPolicies implements SplitSource.
+func (d Dirs) LoadPolicies(context.Context) ([]policy.File, error) { return policy.ReadDir(d.Policies) }
+
 // Watched implements Source.
 func (d Dirs) Watched() []string { return []string{d.Data, d.Policies} }
+
+// DataWatched implements SplitSource.
+func (d Dirs) DataWatched() []string { return []string{d.Data} }
+
+// PoliciesWatched implements SplitSource.
+func (d Dirs) PoliciesWatched() []string { return []string{d.Policies} }

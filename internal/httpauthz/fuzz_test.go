@@ -24,7 +24,7 @@ func (r *recorder) Check(_ context.Context, req *engine.Request) engine.Result {
 }
 
 // FuzzOriginal parses a raw HTTP request the way net/http's server does and
-// checks what the HTTP mode makes of it (spec section 6): for
+// checks what the HTTP mode makes of it (tenantgate help http-mode): for
 // <METHOD> /authz/<path> the method is the request's own and the target is
 // exactly the raw request target minus /authz; otherwise it is exactly the
 // X-Forwarded-Uri value or the X-Original-URI one, with the matching method
@@ -68,7 +68,7 @@ func FuzzOriginal(f *testing.F) {
 			return // net/http refuses it before any handler runs
 		}
 
-		// What the server saw, and what spec section 6 (and the README's
+		// What the server saw, and what tenantgate help http-mode (and the README's
 		// rule for ambiguous requests) makes of it.
 		one := func(name string) (string, bool) {
 			v := r.Header.Values(name)

@@ -1,5 +1,5 @@
 // Package httpauthz answers the decision over plain HTTP, for proxies that
-// call an HTTP authorizer (spec section 6): Envoy's http_service with
+// call an HTTP authorizer (tenantgate help http-mode): Envoy's http_service with
 // path_prefix /authz, nginx auth_request, Caddy forward_auth, Traefik
 // ForwardAuth. It only translates: HTTP request -> engine.Request, decision ->
 // status, headers and body.
@@ -12,7 +12,6 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/engine"
-	"github.com/tenantgate/tenantgate/internal/extauthz"
 )
 
 // Prefix is where the HTTP mode listens, and the path_prefix Envoy's
@@ -25,11 +24,11 @@ const envoyHeadersToRemove = "x-envoy-auth-headers-to-remove"
 
 // Handler serves the HTTP mode.
 type Handler struct {
-	checker extauthz.Checker
+	checker engine.Checker
 }
 
 // New returns the HTTP-mode handler; mount it at Prefix and Prefix+"/".
-func New(checker extauthz.Checker) *Handler { return &Handler{checker: checker} }
+func New(checker engine.Checker) *Handler { return &Handler{checker: checker} }
 
 // Matches reports whether a raw request target is for the HTTP mode:
 // /authz, /authz?..., or /authz/<original path>.

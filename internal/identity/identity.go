@@ -1,4 +1,4 @@
-// Package identity verifies the bearer JWT of a request (spec section 5) and
+// Package identity verifies the bearer JWT of a request (tenantgate help identity) and
 // returns its subject, the user id. Tokens are signed with HS256 (a secret
 // file) or with RS256, ES256 or EdDSA keys from a JWKS file. Roles and every
 // other claim are ignored: what a user may do comes from the tenant data.
@@ -21,7 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
-// maxLeeway is the most clock leeway a Verifier applies (spec section 5).
+// maxLeeway is the most clock leeway a Verifier applies (tenantgate help identity).
 const maxLeeway = 60 * time.Second
 
 // maxTokenLen bounds the work an unauthenticated client can ask for. Real
@@ -73,9 +73,30 @@ type Verifier struct {
 // JWKSFile is required; both may be set. Errors name the file and what is
 // wrong with it.
 func Load(cfg Config) (*Verifier, error) {
-	if cfg.HS256SecretFile == "" && cfg.JWKSFile == "" {
-		return nil, errors.New("no JWT key file: set an HS256 secret file, a JWKS file or both")
+	var files []*KeyFile
+	if cfg.HS256SecretFile != "" {
+		kf, err := ReadSecretFile(cfg.HS256SecretFile)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, kf)
 	}
+	if cfg.JWKSFile != "" {
+		kf, err := ReadJWKSFile(cfg.JWKSFile)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, kf)
+	}
+	return NewVerifier(cfg, files...)
+}
+
+// NewVerifier builds a verifier from key files already read, with cfg's
+// claim checks (its file names are not read again). The engine reads each
+// key file on its own, so that a broken one keeps its last good version
+// without holding back a rotation of the other. nil files are skipped; at
+// least one must remain.
+func NewVerifier(cfg Config, files ...*KeyFile) (*Verifier, error) {
 	if cfg.Leeway < 0 {
 		return nil, fmt.Errorf("JWT leeway %s is negative", cfg.Leeway)
 	}
@@ -85,27 +106,31 @@ func Load(cfg Config) (*Verifier, error) {
 		leeway:   min(cfg.Leeway, maxLeeway),
 		cache:    newTokenCache(),
 	}
-	if cfg.HS256SecretFile != "" {
-		secret, err := readSecret(cfg.HS256SecretFile)
-		if err != nil {
-			return nil, err
-		}
-		v.secret = secret
-		v.files = append(v.files, cfg.HS256SecretFile)
-	}
-	if cfg.JWKSFile != "" {
-		keys, err := readJWKS(cfg.JWKSFile)
-		if err != nil {
-			return nil, err
-		}
-		v.keys = keys
-		v.byKid = make(map[string]*jwksKey, len(keys))
-		for i := range v.keys {
-			if k := &v.keys[i]; k.kid != "" {
-				v.byKid[k.kid] = k
+	for _, kf := range files {
+		switch {
+		case kf == nil:
+			continue
+		case kf.secret != nil:
+			if v.secret != nil {
+				return nil, fmt.Errorf("HS256 secret files %s and %s: only one is used", v.files[0], kf.path)
+			}
+			v.secret = kf.secret
+		default:
+			if v.keys != nil {
+				return nil, fmt.Errorf("JWKS file %s: only one JWKS file is used", kf.path)
+			}
+			v.keys = kf.jwks
+			v.byKid = make(map[string]*jwksKey, len(v.keys))
+			for i := range v.keys {
+				if k := &v.keys[i]; k.kid != "" {
+					v.byKid[k.kid] = k
+				}
 			}
 		}
-		v.files = append(v.files, cfg.JWKSFile)
+		v.files = append(v.files, kf.path)
+	}
+	if len(v.files) == 0 {
+		return nil, errors.New("no JWT key file: set an HS256 secret file, a JWKS file or both")
 	}
 	return v, nil
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -20,14 +22,67 @@ import (
 // secret is guessable offline from any one token.
 const minSecretLen = 32
 
-// readSecret reads an HS256 secret file. Exactly one trailing "\n" or "\r\n"
-// is dropped, because editors and `echo` add one; anything else, a second
-// newline included, is part of the secret.
+// KeyFile is one key file, read and checked: an HS256 secret or a JWKS. It
+// is immutable; NewVerifier builds a Verifier from one or two of them.
+type KeyFile struct {
+	path   string
+	digest string    // SHA-256 of the file's bytes, hex
+	secret []byte    // set for an HS256 secret file
+	jwks   []jwksKey // set for a JWKS file
+}
+
+// Path is the file it was read from.
+func (k *KeyFile) Path() string { return k.path }
+
+// Digest is the SHA-256 of the file's content (hex), to tell whether a
+// re-read found new keys. For a secret file it is a digest of the secret:
+// compare it, never show it.
+func (k *KeyFile) Digest() string { return k.digest }
+
+// ReadSecretFile reads and checks an HS256 secret file.
+func ReadSecretFile(path string) (*KeyFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("HS256 secret file: %w", err)
+	}
+	secret, err := parseSecret(path, b)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyFile{path: path, digest: digest(b), secret: secret}, nil
+}
+
+// ReadJWKSFile reads and checks a JWKS file (see parseJWKS).
+func ReadJWKSFile(path string) (*KeyFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("JWKS file: %w", err)
+	}
+	keys, err := parseJWKS(path, b)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyFile{path: path, digest: digest(b), jwks: keys}, nil
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// readSecret reads an HS256 secret file.
 func readSecret(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("HS256 secret file: %w", err)
 	}
+	return parseSecret(path, b)
+}
+
+// parseSecret checks the content b of the HS256 secret file path. Exactly
+// one trailing "\n" or "\r\n" is dropped, because editors and `echo` add one;
+// anything else, a second newline included, is part of the secret.
+func parseSecret(path string, b []byte) ([]byte, error) {
 	switch {
 	case bytes.HasSuffix(b, []byte("\r\n")):
 		b = b[:len(b)-2]
@@ -52,14 +107,11 @@ type jwksKey struct {
 	key any // *rsa.PublicKey, *ecdsa.PublicKey (P-256) or ed25519.PublicKey
 }
 
-// readJWKS reads a JWKS file (or a file holding one bare JWK). Every key must
-// be usable: a key tenantgate cannot verify with is an operator mistake that
-// should stop the load rather than be skipped silently.
-func readJWKS(path string) ([]jwksKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("JWKS file: %w", err)
-	}
+// parseJWKS checks the content data of the JWKS file path (a JWKS, or one
+// bare JWK). Every key must be usable: a key tenantgate cannot verify with
+// is an operator mistake that should stop the load rather than be skipped
+// silently.
+func parseJWKS(path string, data []byte) ([]jwksKey, error) {
 	// Two keys with one kid would make the kid lookup ambiguous.
 	set, err := jwk.Parse(data, jwk.WithRejectDuplicateKID(true))
 	if err != nil {

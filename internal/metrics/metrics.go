@@ -1,5 +1,6 @@
 // Package metrics exports tenantgate's Prometheus metrics: decisions by result
-// and reason, decision latency, reloads by result and the revision in force.
+// and reason, decision latency, reloads by result, the revision in force, and
+// each source's state.
 package metrics
 
 import (
@@ -25,6 +26,11 @@ type Metrics struct {
 	failing   prometheus.Gauge
 	loadedAt  prometheus.Gauge
 	buildTime prometheus.Histogram
+
+	// Per source (engine.Source*): each keeps its own last good version.
+	sourceOK       *prometheus.GaugeVec
+	sourceErrors   *prometheus.CounterVec
+	sourceLoadedAt *prometheus.GaugeVec
 
 	// Counters resolved once per known reason: WithLabelValues hashes and
 	// locks, which the decision path need not pay.
@@ -66,9 +72,22 @@ func New() *Metrics {
 			Help:    "Time to build a snapshot that was then published: read, parse, validate and index the data, compile the policies, load the keys.",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60},
 		}),
+		sourceOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantgate_source_ok",
+			Help: "1 while a source's latest read is in force, 0 while it fails and its last good version serves (source: data, policies or bundle, hs256_secret, jwks).",
+		}, []string{"source"}),
+		sourceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_source_reload_errors_total",
+			Help: "Reloads in which a source failed (its last good version kept serving), by source.",
+		}, []string{"source"}),
+		sourceLoadedAt: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantgate_source_loaded_timestamp_seconds",
+			Help: "When the version of a source in force was first read (Unix time), by source.",
+		}, []string{"source"}),
 		denied: make(map[string]prometheus.Counter, len(decision.Reasons)),
 	}
 	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.revision, m.failing, m.loadedAt, m.buildTime,
+		m.sourceOK, m.sourceErrors, m.sourceLoadedAt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.allowed = m.decisions.WithLabelValues("allow", decision.ReasonAllowed)
 	for _, r := range decision.Reasons[1:] {
@@ -102,17 +121,38 @@ func (m *Metrics) ObserveDecision(_ *engine.Request, res *engine.Result, elapsed
 	m.decisions.WithLabelValues("deny", res.Reason).Inc()
 }
 
-// ObserveReload implements engine.Observer.
+// ObserveReload implements engine.Observer. A reload in which a source
+// failed may still have published a snapshot (another source's new
+// version): it counts as a failure and its snapshot is shown.
 func (m *Metrics) ObserveReload(s *engine.Snapshot, err error) {
 	if err != nil {
 		m.reloads.WithLabelValues("failure").Inc()
 		m.failing.Set(1)
+	} else {
+		m.reloads.WithLabelValues("success").Inc()
+		m.failing.Set(0)
+	}
+	if s == nil {
 		return
 	}
-	m.reloads.WithLabelValues("success").Inc()
-	m.failing.Set(0)
 	m.revision.Reset()
 	m.revision.WithLabelValues(s.Revision).Set(1)
 	m.loadedAt.Set(float64(s.Built.UnixNano()) / 1e9)
 	m.buildTime.Observe(s.BuildTime.Seconds())
+}
+
+// ObserveSources implements engine.SourceObserver.
+func (m *Metrics) ObserveSources(sources map[string]engine.SourceStatus) {
+	for name, st := range sources {
+		errs := m.sourceErrors.WithLabelValues(name) // shown from 0 on
+		if st.OK {
+			m.sourceOK.WithLabelValues(name).Set(1)
+		} else {
+			m.sourceOK.WithLabelValues(name).Set(0)
+			errs.Inc()
+		}
+		if !st.LoadedAt.IsZero() {
+			m.sourceLoadedAt.WithLabelValues(name).Set(float64(st.LoadedAt.UnixNano()) / 1e9)
+		}
+	}
 }

@@ -11,10 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tenantgate/tenantgate/internal/sourcedir"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -33,10 +33,7 @@ const (
 )
 
 // File is one Rego module: its name (for error positions) and source.
-type File struct {
-	Name    string
-	Content []byte
-}
+type File = sourcedir.File
 
 // Policy is a compiled, prepared policy. It is immutable and safe for
 // concurrent use; a reload compiles a new one.
@@ -47,6 +44,7 @@ type Policy struct {
 	tables  *Tables
 	catalog map[string]struct{}
 	files   []string
+	sources []File // the modules as given, for planning (the IR evaluator)
 	digest  string
 	// nondeterministic names a builtin the policy calls whose answer can
 	// change between two evaluations of the same input (time.now_ns,
@@ -57,34 +55,7 @@ type Policy struct {
 // ReadDir reads the *.rego files directly in dir, leaving out *_test.rego:
 // tests are for `opa test`, not for serving.
 func ReadDir(dir string) ([]File, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("policies %s: %w", dir, err)
-	}
-	var files []File
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, "_test.rego") || strings.HasPrefix(name, ".") {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		st, err := os.Stat(path) // follows symlinks, as a ConfigMap mount needs
-		if err != nil {
-			return nil, fmt.Errorf("policy %s: %w", path, err)
-		}
-		if !st.Mode().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("policy %s: %w", path, err)
-		}
-		files = append(files, File{Name: path, Content: b})
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("policies %s: no .rego files", dir)
-	}
-	return files, nil
+	return sourcedir.Read(dir, sourcedir.Policies)
 }
 
 // Compile parses and compiles the modules, prepares the decision query and
@@ -151,6 +122,7 @@ func Compile(ctx context.Context, files []File) (*Policy, error) {
 		store:            store,
 		txn:              txn,
 		files:            names,
+		sources:          files,
 		digest:           hex.EncodeToString(h.Sum(nil)),
 		nondeterministic: nondeterministicCall(compiler),
 	}
@@ -160,6 +132,9 @@ func Compile(ctx context.Context, files []File) (*Policy, error) {
 	}
 	return p, nil
 }
+
+// Sources returns the modules the policy was compiled from.
+func (p *Policy) Sources() []File { return p.sources }
 
 // Files returns the module file names, sorted.
 func (p *Policy) Files() []string { return p.files }
@@ -277,6 +252,16 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (decision.Decision, 
 }
 
 func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+// Decode reads a decision term another evaluator of DecisionQuery produced
+// (the engine's IR evaluator), as strictly as Eval reads its own: nil (an
+// undefined decision) or a malformed one is an error.
+func Decode(t *ast.Term) (decision.Decision, error) {
+	if t == nil {
+		return decision.Decision{}, fmt.Errorf("evaluate %s: undefined", DecisionQuery)
+	}
+	return fromTerm(t)
+}
 
 var (
 	keyAllowed = ast.InternedTerm("allowed")

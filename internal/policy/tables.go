@@ -13,7 +13,7 @@ type Label struct {
 	Label string `json:"label"`
 }
 
-// CatalogEntry is one resource of the catalog (spec section 2).
+// CatalogEntry is one resource of the catalog (tenantgate help requests).
 type CatalogEntry struct {
 	Functionality string `json:"functionality"`
 	Module        string `json:"module,omitempty"`

@@ -7,7 +7,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// refParse is the grammar of spec section 2 written as its four shapes,
+// refParse is the grammar of tenantgate help requests written as its four shapes,
 // tried most specific first, independently of Parse's index walk:
 //
 //	{customer}/locations/{l}/computers/{c}/{resource}[/{id}...]

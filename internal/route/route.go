@@ -2,7 +2,7 @@ package route
 
 import "github.com/tenantgate/tenantgate/internal/tenant"
 
-// Route is a request path matched against the grammar of spec section 2:
+// Route is a request path matched against the grammar of tenantgate help requests:
 //
 //	/api/v1/customers/{customer}[/locations/{location}][/computers/{computer}]/{resource}[/{id}[/...]]
 //
@@ -62,8 +62,8 @@ func Parse(segs []string, isResource func(string) bool) (Route, bool) {
 	r.Resource = segs[i]
 	if i+1 < n {
 		r.ID, r.HasID = segs[i+1], true
-		// A users/{id} that no user could have has no route (spec section
-		// 2): it could only name a user to an upstream that reads ids
+		// A users/{id} that no user could have has no route (tenantgate help
+		// requests): it could only name a user to an upstream that reads ids
 		// differently from us (trims a space, folds a non-ASCII letter).
 		if r.Resource == "users" && !tenant.ValidUserID(r.ID) {
 			return Route{}, false
@@ -74,7 +74,7 @@ func Parse(segs []string, isResource func(string) bool) (Route, bool) {
 
 // AppendLocations appends the route's location qualifiers to dst, in path
 // order, and returns the result: the locations/{l} qualifier, then the {id}
-// of the locations resource, which names a location too (spec section 2:
+// of the locations resource, which names a location too (tenantgate help requests:
 // ".../locations/hq/locations/branch-1" has two, hq and branch-1). There are
 // at most two, so a caller's [2]string buffer means no allocation.
 func (r *Route) AppendLocations(dst []string) []string {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// catalog is the default policy's resource catalog (spec section 2).
+// catalog is the default policy's resource catalog (tenantgate help requests).
 var catalog = map[string]struct{}{
 	"company-info": {}, "locations": {}, "alarm-settings": {}, "users": {},
 	"customers": {}, "backup-policies": {}, "profiles": {}, "retention-policies": {},
@@ -105,7 +105,7 @@ func TestParse(t *testing.T) {
 		{name: "missing api", path: "/v1/customers/c1/users"},
 		{name: "extra prefix", path: "/x/api/v1/customers/c1/users"},
 
-		// users/{id}: an id no user could have (spec section 1) has no route.
+		// users/{id}: an id no user could have (tenantgate help data) has no route.
 		{name: "user id with an encoded space", path: "/api/v1/customers/c1/users/alice%40contoso.example%20"},
 		{name: "user id non-breaking space", path: "/api/v1/customers/c1/users/%C2%A0"},
 		{name: "user id non-ASCII", path: "/api/v1/customers/c1/users/al%C3%AFce"},

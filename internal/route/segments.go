@@ -1,6 +1,6 @@
 // Package route turns a raw request target into the decoded path segments the
-// policy matches on (the path checks of spec section 4) and matches those
-// segments against the request grammar (spec section 2).
+// policy matches on (the path checks of tenantgate help paths) and matches those
+// segments against the request grammar (tenantgate help requests).
 //
 // Both run on every request, so the success path uses no regexp, fmt or
 // net/url: a segment without escapes is a substring of the input, all decoded
@@ -16,10 +16,10 @@ import (
 )
 
 // MaxPathLen is the longest accepted path in bytes, raw and without the query
-// (spec section 4).
+// (tenantgate help paths).
 const MaxPathLen = 4096
 
-// Sentinel errors, one per path check of spec section 4. Segments wraps them in
+// Sentinel errors, one per path check of tenantgate help paths. Segments wraps them in
 // a *PathError; compare with errors.Is. Every one of them means bad_path.
 var (
 	ErrEmptyPath        = errors.New("empty path")
@@ -34,7 +34,7 @@ var (
 	ErrEncodedPercent   = errors.New("percent-encoded '%'")
 	ErrEncodedControl   = errors.New("percent-encoded control character")
 	ErrBackslash        = errors.New("backslash")
-	// ErrPathParameter and ErrFragment extend spec section 4: servlet
+	// ErrPathParameter and ErrFragment extend tenantgate help paths: servlet
 	// containers (Tomcat, Spring) drop a ";..." path parameter before they
 	// route, so "users/alice;x" would be users/alice upstream while the
 	// policy saw another id; and a raw '#' never belongs in a request
@@ -74,7 +74,7 @@ func (e *PathError) Unwrap() error { return e.Err }
 
 func pathError(err error, offset int) error { return &PathError{Offset: offset, Err: err} }
 
-// Segments applies every path check of spec section 4 to a raw request target
+// Segments applies every path check of tenantgate help paths to a raw request target
 // and returns its percent-decoded segments.
 //
 // The query is cut at the first '?'. The root slash yields no leading "" and
@@ -250,8 +250,8 @@ var rawByte = func() (t [256]uint8) {
 // isDotSegment reports "." and "..", also with a ";" path parameter after
 // them: Tomcat, Spring and other servlet containers drop ";..." before
 // resolving dot segments, so "..;" would climb a level upstream after our
-// checks saw a harmless name. (An extension to spec section 4, in the
-// README.)
+// checks saw a harmless name. (An extension to the path checks, in
+// `tenantgate help choices`.)
 func isDotSegment(s string) bool {
 	if i := strings.IndexByte(s, ';'); i >= 0 {
 		s = s[:i]

@@ -9,7 +9,7 @@ import (
 )
 
 // TestAliasBombKeepsLastGoodServing: a data file whose aliases expand far
-// past the loading limit (spec section 1) is a failed reload naming the
+// past the loading limit (tenantgate help data) is a failed reload naming the
 // file; the last good snapshot answers every decision while it is tried
 // and after. Before the limit, this 40 KB file (valid data once expanded)
 // was loaded after ~600 MB and seconds of allocation beside the serving

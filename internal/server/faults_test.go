@@ -24,7 +24,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/metrics"
 )
 
-// Faults of issue 5, item 3. Each keeps the last good snapshot serving,
+// Faults, as `tenantgate help reliability` lists them. Each keeps the last good snapshot serving,
 // says what is wrong in /v1/status and the logs, and recovers when the
 // fault is gone (harness.survive). The Rego compile error is in
 // TestHotReload.

@@ -26,7 +26,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 )
 
-// Limits of issue 5, item 4.
+// Limits, as `tenantgate help reliability` lists them.
 
 // slowPolicies copies the policies and makes every decision first run a
 // loop of n*n steps that never succeeds (so the decision itself is

@@ -16,7 +16,7 @@ type fault struct {
 	restore func(t *testing.T)
 }
 
-// survive injects f and checks the promise of issue 5 item 3: the last good
+// survive injects f and checks the promise of `tenantgate help reliability` (Faults): the last good
 // snapshot keeps serving (probe keeps its answer), /v1/status and the logs
 // say what is wrong, and once f is restored the server recovers to a clean
 // status. probe returns a request's reason.

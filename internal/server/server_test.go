@@ -287,7 +287,7 @@ type checkCase struct {
 	headers map[string]string // exact x-tenantgate-* headers expected on allow
 }
 
-// specCases walk spec section 3 row by row on the demo data (data/).
+// specCases walk tenantgate help requests row by row on the demo data (data/).
 var specCases = []checkCase{
 	// path checks
 	{name: "bad_path dot segment", user: "alice@contoso.example", method: "GET", path: "/api/v1/customers/contoso/../northwind/users", status: 400, reason: "bad_path"},

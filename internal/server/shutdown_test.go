@@ -88,7 +88,7 @@ func (r *recorder[T]) all() []T {
 }
 
 // TestGracefulShutdown sends load to a real tenantgate process across its
-// SIGTERM and checks the sequence of issue 5, item 5: health turns
+// SIGTERM and checks the sequence of `tenantgate help reliability` (Shutdown): health turns
 // NOT_SERVING and /readyz 503 at once, while the listeners still answer for
 // --shutdown-delay; in-flight checks finish, including the ones still
 // running when the listeners close; the process exits 0 within 10 s.

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/sourcedir"
+
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/policy"
 	"github.com/tenantgate/tenantgate/internal/tenant"
@@ -41,13 +43,22 @@ const MaxAttempts = 5
 var ErrUnsettled = errors.New("files kept changing while being read")
 
 // Wrap returns a Source that reads src only when its watched files, and
-// the extra files (the token keys, which the engine reads right after),
-// stay unchanged for quiet around the read. quiet <= 0 returns src itself.
+// the extra files, stay unchanged for quiet around the read. quiet <= 0
+// returns src itself.
+//
+// The result is also an engine.Settler: the engine reads each of its
+// sources (data, policies, each key file) through Settle, each with its own
+// files, so a file that keeps changing holds back only its own source. When
+// src is an engine.SplitSource, so is the result.
 func Wrap(src engine.Source, quiet time.Duration, extra ...string) engine.Source {
 	if quiet <= 0 {
 		return src
 	}
-	return &source{src: src, quiet: quiet, extra: extra}
+	s := &source{src: src, quiet: quiet, extra: extra}
+	if split, ok := src.(engine.SplitSource); ok {
+		return &splitSource{source: s, split: split}
+	}
+	return s
 }
 
 type source struct {
@@ -59,34 +70,69 @@ type source struct {
 // Watched implements engine.Source.
 func (s *source) Watched() []string { return s.src.Watched() }
 
-// Load implements engine.Source. A failed read is returned at once, without
-// waiting: it publishes nothing, and the change that broke it raises the
-// event that calls for the next reload.
-func (s *source) Load(ctx context.Context) (*tenant.Data, []policy.File, error) {
-	paths := slices.Concat(s.src.Watched(), s.extra)
+// Load implements engine.Source.
+func (s *source) Load(ctx context.Context) (data *tenant.Data, mods []policy.File, err error) {
+	err = s.Settle(ctx, slices.Concat(s.src.Watched(), s.extra), func(ctx context.Context) error {
+		data, mods, err = s.src.Load(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, mods, nil
+}
+
+// Settle implements engine.Settler: it calls read, and again while paths
+// changed in the quiet interval around it, at most MaxAttempts times. A
+// failed read is returned at once, without waiting: it publishes nothing,
+// and the change that broke it raises the event that calls for the next
+// reload.
+func (s *source) Settle(ctx context.Context, paths []string, read func(context.Context) error) error {
 	timer := time.NewTimer(s.quiet)
 	defer timer.Stop()
 	for attempt := 1; ; attempt++ {
 		before := Stamp(paths)
-		data, mods, err := s.src.Load(ctx)
-		if err != nil {
-			return nil, nil, err
+		if err := read(ctx); err != nil {
+			return err
 		}
 		timer.Reset(s.quiet)
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return ctx.Err()
 		case <-timer.C:
 		}
 		if Stamp(paths) == before {
-			return data, mods, nil
+			return nil
 		}
 		if attempt == MaxAttempts {
-			return nil, nil, fmt.Errorf("%w (%d reads of %s, %v apart); the last good snapshot keeps serving",
+			return fmt.Errorf("%w (%d reads of %s, %v apart); the last good version keeps serving",
 				ErrUnsettled, attempt, strings.Join(paths, ", "), s.quiet)
 		}
 	}
 }
+
+// splitSource is a settled engine.SplitSource. Its parts are not settled
+// here: the engine reads each through Settle with the part's own files.
+type splitSource struct {
+	*source
+	split engine.SplitSource
+}
+
+// LoadData implements engine.SplitSource.
+func (s *splitSource) LoadData(ctx context.Context) (*tenant.Data, error) {
+	return s.split.LoadData(ctx)
+}
+
+// LoadPolicies implements engine.SplitSource.
+func (s *splitSource) LoadPolicies(ctx context.Context) ([]policy.File, error) {
+	return s.split.LoadPolicies(ctx)
+}
+
+// DataWatched implements engine.SplitSource.
+func (s *splitSource) DataWatched() []string { return s.split.DataWatched() }
+
+// PoliciesWatched implements engine.SplitSource.
+func (s *splitSource) PoliciesWatched() []string { return s.split.PoliciesWatched() }
 
 // Stamp digests the state of paths: for a directory, every entry in it; for
 // a file, the file. Symlinks are followed (a ConfigMap's ..data swap changes
@@ -118,19 +164,7 @@ func Stamp(paths []string) string {
 // ConfigMap's ..data link. Anything else (a log, an editor's swap file, a
 // sidecar's scratch file) may change as often as it likes without holding
 // reloads back.
-func loaded(name string) bool {
-	if name == "..data" {
-		return true
-	}
-	if strings.HasPrefix(name, ".") {
-		return false
-	}
-	switch filepath.Ext(name) {
-	case ".yaml", ".yml", ".rego":
-		return true
-	}
-	return false
-}
+func loaded(name string) bool { return sourcedir.IsLoaded(name) }
 
 func appendStamp(b []byte, path string) []byte {
 	b = append(b, path...)

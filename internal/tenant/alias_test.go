@@ -217,9 +217,9 @@ users:
 `
 		// ann's location is the customer's id, which is not one of its
 		// locations: an alias gives a value, not a pass.
-		es := loadErrors(t, File{"x.yaml", []byte(y)})
+		es := loadErrors(t, File{Name: "x.yaml", Content: []byte(y)})
 		checkErrors(t, es, []wantErr{{"x.yaml", 17, "user", "ann@contoso.example", "locations", `location "contoso" is not one of`}})
-		d := mustLoad(t, File{"x.yaml", []byte(strings.Replace(y, "[*c]", "*sites", 1))})
+		d := mustLoad(t, File{Name: "x.yaml", Content: []byte(strings.Replace(y, "[*c]", "*sites", 1))})
 		want := []string{"branch-1", "branch-2", "hq"}
 		for _, id := range []string{"bob@contoso.example", "eve@contoso.example", "ann@contoso.example"} {
 			if u := d.Users[id]; u == nil || u.Customer != "contoso" || !slices.Equal(u.Locations, want) {
@@ -274,7 +274,7 @@ func TestErrorsAreCapped(t *testing.T) {
 	}
 	long := strings.Repeat("x", 10000)
 	b.WriteString("  ? " + long + "\n  : {type: reseller}\n") // an explicit key: an implicit one is at most 1024 characters
-	es := loadErrors(t, File{"a.yaml", []byte(b.String())}, File{"b.yaml", []byte("users:\n  u: {customer: nobody, role: company-user}\n")})
+	es := loadErrors(t, File{Name: "a.yaml", Content: []byte(b.String())}, File{Name: "b.yaml", Content: []byte("users:\n  u: {customer: nobody, role: company-user}\n")})
 	if len(es) != maxErrors+1 {
 		t.Fatalf("got %d errors, want %d", len(es), maxErrors+1)
 	}

@@ -95,7 +95,7 @@ func genData(n, m int) []File {
 			u = append(u, "    disabled: true\n"...)
 		}
 	}
-	return []File{{"customers.yaml", c}, {"users.yaml", u}}
+	return []File{{Name: "customers.yaml", Content: c}, {Name: "users.yaml", Content: u}}
 }
 
 func TestGeneratedDataLoads(t *testing.T) {

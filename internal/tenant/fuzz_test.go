@@ -11,8 +11,8 @@ import (
 )
 
 // FuzzLoad: for any two files, Load either fails with errors that each name
-// one of the files, or returns Data that satisfies every rule of spec
-// section 1, re-checked here independently of the loader's own code (ranks,
+// one of the files, or returns Data that satisfies every rule of tenantgate help
+// data, re-checked here independently of the loader's own code (ranks,
 // parents, roots, one owner, locations and computers, id charsets, lineage
 // and suspension), and that says exactly what a plain yaml.v3 decode of the
 // same files says (every id, every field). Loading the files in the other
@@ -101,7 +101,7 @@ func checkLoadErrors(t *testing.T, d *Data, err error) {
 	_ = es.Error()
 }
 
-// The rules of spec section 1, written from the spec, not from the loader.
+// The rules of tenantgate help data, written from the spec, not from the loader.
 var (
 	specTypes = []string{"distributor", "sub-distributor", "reseller", "end-customer", "site"}
 	specRoles = []string{"company-owner", "company-administrator", "company-user", "subtenant-user", "invoice-auditor"}

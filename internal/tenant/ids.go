@@ -1,6 +1,6 @@
 package tenant
 
-// Id rules (spec section 1). Every id must be safe in a header value and in a
+// Id rules (tenantgate help data). Every id must be safe in a header value and in a
 // comma-separated header list, which is why `,` and spaces never appear.
 const (
 	maxID     = 128 // customer, location and computer ids

@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/tenantgate/tenantgate/internal/sourcedir"
 )
 
 // LoadDir reads every *.yaml / *.yml file directly in dir, sorted by name,
@@ -27,46 +27,23 @@ func LoadDir(dir string) (*Data, error) { return (*Cache)(nil).LoadDir(dir) }
 
 // LoadDir is the package's LoadDir, reusing what c remembers.
 func (c *Cache) LoadDir(dir string) (*Data, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		// *fs.PathError names the dir.
-		return nil, fmt.Errorf("tenant: read data dir: %w", err)
-	}
-	var files []File
+	// The bytes of a file parsed before are dropped as soon as they are
+	// hashed: held until the end of the reading, an unchanged tree's bytes
+	// (97 MB at a million users) would all be in memory at the peak of
+	// every reload.
 	var sums [][sha256.Size]byte
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
-			continue
+	files, err := sourcedir.ReadFunc(dir, sourcedir.Data, func(f File) File {
+		sum := sha256.Sum256(f.Content)
+		if c.has(f.Name, sum) {
+			f.Content = nil
 		}
-		path := filepath.Join(dir, name)
-		// os.Stat, unlike the DirEntry, follows the symlink.
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("tenant: read data file: %w", err)
-		}
-		if !fi.Mode().IsRegular() {
-			continue
-		}
-		content, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("tenant: read data file: %w", err)
-		}
-		// The bytes of a file parsed before are dropped as soon as they
-		// are hashed: held until the end of the reading, an unchanged
-		// tree's bytes (97 MB at a million users) would all be in memory
-		// at the peak of every reload.
-		sum := sha256.Sum256(content)
-		if c.has(path, sum) {
-			content = nil
-		}
-		files = append(files, File{Name: path, Content: content})
 		sums = append(sums, sum)
+		return f
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenant: %w", err)
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("tenant: no *.yaml or *.yml files in data dir %s", dir)
-	}
-	// ReadDir's names are sorted and distinct: what Load checks first.
+	// sourcedir's names are sorted and distinct: what Load checks first.
 	return c.load(files, sums, nil)
 }
 

@@ -189,7 +189,7 @@ func TestLoadValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := loadErrors(t, File{"c.yaml", []byte(base)}, File{"x.yaml", []byte(tt.x)})
+			got := loadErrors(t, File{Name: "c.yaml", Content: []byte(base)}, File{Name: "x.yaml", Content: []byte(tt.x)})
 			checkErrors(t, got, tt.want)
 		})
 	}
@@ -197,7 +197,7 @@ func TestLoadValidation(t *testing.T) {
 
 func TestFieldErrorFormat(t *testing.T) {
 	x := "users:\n  bob@x:\n    customer: contoso\n    role: company-user\n    locations: [hq,\n      paris]\n"
-	got := loadErrors(t, File{"data/c.yaml", []byte(base)}, File{"data/users.yaml", []byte(x)})
+	got := loadErrors(t, File{Name: "data/c.yaml", Content: []byte(base)}, File{Name: "data/users.yaml", Content: []byte(x)})
 	want := `data/users.yaml:6: user "bob@x": field "locations": location "paris" is not one of customer "contoso"'s locations`
 	if got.Error() != want {
 		t.Errorf("got  %s\nwant %s", got.Error(), want)
@@ -226,7 +226,7 @@ users:
     locations: [moon]
 `
 	// Given out of order: errors still come sorted by file, then line.
-	got := loadErrors(t, File{"b.yaml", []byte(b)}, File{"c.yaml", []byte(base)}, File{"a.yaml", []byte(a)})
+	got := loadErrors(t, File{Name: "b.yaml", Content: []byte(b)}, File{Name: "c.yaml", Content: []byte(base)}, File{Name: "a.yaml", Content: []byte(a)})
 	checkErrors(t, got, []wantErr{
 		{"a.yaml", 3, "user", "bob", "customer", "does not exist"},
 		{"a.yaml", 7, "user", "carol", "role", "unknown role"},
@@ -237,7 +237,7 @@ users:
 }
 
 func TestLoadFileGivenTwice(t *testing.T) {
-	got := loadErrors(t, File{"c.yaml", []byte(base)}, File{"c.yaml", []byte(base)})
+	got := loadErrors(t, File{Name: "c.yaml", Content: []byte(base)}, File{Name: "c.yaml", Content: []byte(base)})
 	checkErrors(t, got, []wantErr{{"c.yaml", 0, "", "", "", "file given twice"}})
 }
 
@@ -261,7 +261,7 @@ func TestLoadValidEdgeCases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := mustLoad(t, File{"c.yaml", []byte(base)}, File{"x.yaml", []byte(tt.x)})
+			d := mustLoad(t, File{Name: "c.yaml", Content: []byte(base)}, File{Name: "x.yaml", Content: []byte(tt.x)})
 			if got, want := len(d.Customers), 2+tt.customers; got != want {
 				t.Errorf("customers: got %d, want %d", got, want)
 			}
@@ -276,7 +276,7 @@ func TestLoadMergesFiles(t *testing.T) {
 	customers := "customers:\n  acme:\n    name: ACME\n    type: distributor\n  contoso:\n    type: end-customer\n    parent: acme\n    locations: [hq]\n"
 	users := "users:\n  bob:\n    customer: contoso\n    role: company-administrator\n    locations: [hq]\n"
 	// A user's customer may come from another file, whatever the order.
-	d := mustLoad(t, File{"users.yaml", []byte(users)}, File{"customers.yaml", []byte(customers)})
+	d := mustLoad(t, File{Name: "users.yaml", Content: []byte(users)}, File{Name: "customers.yaml", Content: []byte(customers)})
 
 	if want := []string{"customers.yaml", "users.yaml"}; !slices.Equal(d.Files, want) {
 		t.Errorf("Files: got %v, want %v", d.Files, want)
@@ -321,7 +321,7 @@ func TestLoadDerivesLineage(t *testing.T) {
 `
 	// Listed children first too, so the derivation cannot rely on file order.
 	reversed := "customers:\n  b:\n    type: reseller\n    parent: a\n  a:\n    type: distributor\n"
-	d := mustLoad(t, File{"tree.yaml", []byte(tree)}, File{"reversed.yaml", []byte(reversed)})
+	d := mustLoad(t, File{Name: "tree.yaml", Content: []byte(tree)}, File{Name: "reversed.yaml", Content: []byte(reversed)})
 
 	tests := []struct {
 		id        string
@@ -373,7 +373,7 @@ users:
     role: subtenant-user
     computers: [pc-9, pc-10, pc-9, PC-1]
 `
-	d := mustLoad(t, File{"x.yaml", []byte(x)})
+	d := mustLoad(t, File{Name: "x.yaml", Content: []byte(x)})
 	tests := []struct {
 		name string
 		got  []string
@@ -395,7 +395,7 @@ users:
 func digest(files []File) string { return digestOf(files, fileSums(files)) }
 
 func TestDigest(t *testing.T) {
-	a, b := File{"a.yaml", []byte("customers: {}\n")}, File{"b.yaml", []byte("users: {}\n")}
+	a, b := File{Name: "a.yaml", Content: []byte("customers: {}\n")}, File{Name: "b.yaml", Content: []byte("users: {}\n")}
 	ref := mustLoad(t, a, b).Digest
 	if ref != digest([]File{a, b}) {
 		t.Fatalf("Load's Digest is not digest of the sorted files")
@@ -407,10 +407,10 @@ func TestDigest(t *testing.T) {
 	}{
 		{"same files", []File{a, b}, true},
 		{"other order", []File{b, a}, true},
-		{"content changed", []File{a, {"b.yaml", []byte("users: {}\n\n")}}, false},
-		{"file renamed", []File{a, {"c.yaml", b.Content}}, false},
-		{"byte moved from name to content", []File{a, {"b.yam", []byte("lusers: {}\n")}}, false},
-		{"byte moved between files", []File{{"a.yaml", []byte("customers: {}\nu")}, {"b.yaml", []byte("sers: {}\n")}}, false},
+		{"content changed", []File{a, {Name: "b.yaml", Content: []byte("users: {}\n\n")}}, false},
+		{"file renamed", []File{a, {Name: "c.yaml", Content: b.Content}}, false},
+		{"byte moved from name to content", []File{a, {Name: "b.yam", Content: []byte("lusers: {}\n")}}, false},
+		{"byte moved between files", []File{{Name: "a.yaml", Content: []byte("customers: {}\nu")}, {Name: "b.yaml", Content: []byte("sers: {}\n")}}, false},
 		{"file left out", []File{a}, false},
 	}
 	for _, tt := range tests {

@@ -182,7 +182,7 @@ func parse(name string, r io.Reader, content []byte, lineOffset int) (pf *parsed
 	if !pf.decodeAndWalk(dec, content) {
 		return pf
 	}
-	// The spec's data is one mapping per file; a second document would be
+	// The contract's data is one mapping per file; a second document would be
 	// silently ignored by a plain decode, so it is refused explicitly.
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
@@ -221,14 +221,14 @@ func (pf *parsedFile) decodeAndWalk(dec *yaml.Decoder, content []byte) bool {
 	return true
 }
 
-// Loading is bounded (spec section 1): with every alias replaced by the node
+// Loading is bounded (tenantgate help data): with every alias replaced by the node
 // it names, a file of S bytes may hold at most expansionFactor*S +
 // expansionSlack, where each value (a scalar, a list or a mapping) counts 1
 // plus the length of its text. Without aliases a file is always within it
 // (a value takes at least about one byte of the file, and its text is not
 // longer than the bytes that wrote it, bar a few escapes), so the limit only
 // bounds what aliases add; the slack lets a small file use a shared list or
-// template freely. The README states the limit and what it costs.
+// template freely. `tenantgate help reload` states the limit and what it costs.
 const (
 	expansionFactor = 8
 	expansionSlack  = 64 << 10

@@ -1,6 +1,8 @@
 // Package tenant loads, validates and indexes the operators' YAML tenant data
-// (spec section 1). The result is immutable: a reload builds a new Data.
+// (tenantgate help data). The result is immutable: a reload builds a new Data.
 package tenant
+
+import "github.com/tenantgate/tenantgate/internal/sourcedir"
 
 // Customer types, in rank order (distributor 1 ... site 5).
 const (
@@ -69,13 +71,10 @@ type Data struct {
 
 	// Owners lists the company-owners by their id lower-cased (ids are
 	// ASCII), in declaration order: owner protection covers every owner
-	// whose id equals the path's {id} ignoring case (spec section 3), since
+	// whose id equals the path's {id} ignoring case (tenantgate help requests), since
 	// an upstream may look ids up case-insensitively.
 	Owners map[string][]*User
 }
 
 // File is one YAML document to load: a name for error messages and its bytes.
-type File struct {
-	Name    string
-	Content []byte
-}
+type File = sourcedir.File

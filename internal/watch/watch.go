@@ -30,7 +30,7 @@ import (
 
 // DefaultDebounce is the quiet period callers use unless they have a reason
 // not to: long enough to batch an editor's or kubelet's burst of events, short
-// enough that an edit is in force well within the spec's 1 s.
+// enough that an edit is in force well within the contract's 1 s (tenantgate help data).
 const DefaultDebounce = 100 * time.Millisecond
 
 // maxWaitFactor bounds how long a continuous stream of events can postpone a

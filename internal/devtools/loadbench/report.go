@@ -170,14 +170,14 @@ func markdown(cfg *config, results []*sizeResult, loadBefore, loadAfter string) 
 	return b.String()
 }
 
-// targets checks this run against the targets of issue 4.
+// targets checks this run against the performance targets (tenantgate help performance).
 func targets(results []*sizeResult) string {
 	bySize := map[string]*sizeResult{}
 	for _, r := range results {
 		bySize[r.size.Name] = r
 	}
 	var b bytes.Buffer
-	b.WriteString("\nIssue 4 targets, as measured in this run:\n\n")
+	b.WriteString("\nPerformance targets, as measured in this run:\n\n")
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"

@@ -39,7 +39,7 @@ type resource struct {
 	name, functionality, module string
 }
 
-// catalog is the resource catalog of spec section 2.
+// catalog is the resource catalog of tenantgate help requests.
 var catalog = []resource{
 	{"company-info", "configuration", ""},
 	{"locations", "configuration", ""},

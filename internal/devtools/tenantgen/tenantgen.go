@@ -30,7 +30,7 @@ type Size struct {
 	Users     int
 }
 
-// The three sizes of the benchmarks (issue 4).
+// The three sizes of the benchmarks (tenantgate help performance).
 var (
 	Small  = Size{Name: "small", Customers: 50, Users: 500}
 	Medium = Size{Name: "medium", Customers: 2_000, Users: 20_000}
