@@ -257,6 +257,9 @@ func (p *fastParser) jsonSection(pf *parsedFile, name string) {
 			pf.user(k, m)
 		}
 		p.reset()
+		if pf.pk != nil {
+			pf.packNew()
+		}
 		if p.jsonPeek() == ',' {
 			p.next++
 			continue

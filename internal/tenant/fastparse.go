@@ -51,6 +51,9 @@ type errNotPlain struct{}
 func parseFast(name string, content []byte) (pf *parsedFile, ok bool) {
 	p := &fastParser{src: content, num: 1}
 	pf = &parsedFile{name: name}
+	if len(content) >= streamPackAt {
+		pf.pk = &packer{customers: make(map[string]string)}
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			if _, give := r.(errNotPlain); !give {
@@ -212,6 +215,9 @@ func (p *fastParser) document(pf *parsedFile) {
 		for {
 			p.entry(pf, name, indent)
 			p.reset()
+			if pf.pk != nil {
+				pf.packNew()
+			}
 			p.peek()
 			if p.eof || p.indent == 0 {
 				break

@@ -145,3 +145,17 @@ func TestUserLinesFarFromTheUser(t *testing.T) {
 		t.Errorf("no customer error for %v in %v", want, errs)
 	}
 }
+
+// A file over streamPackAt is packed entry by entry as it is read; the
+// result is the walk's all the same.
+func TestFastParseLargeFile(t *testing.T) {
+	files := genData(2000, 20000)
+	for _, f := range files {
+		if f.Name == "users.yaml" && len(f.Content) < streamPackAt {
+			t.Fatalf("users.yaml is %d bytes, want over %d", len(f.Content), streamPackAt)
+		}
+		if !checkFastMatchesYAML(t, string(f.Content)) {
+			t.Errorf("the fast path did not take %s", f.Name)
+		}
+	}
+}
