@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -15,7 +16,14 @@ import (
 // into them. Users are shared as parsed; customers are copied, since their
 // lineage depends on every file, and on success the parsed files' customer
 // lists are pointed at the copies (same entries, derived fields set).
-func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
+//
+// prev, when not nil, is the last Data built (without errors) from the
+// files in prevFiles: the users index then starts as a copy of prev's and
+// only the users of the files that changed are taken out and put in
+// (usersFrom), which at a million users in 500 files makes an edit to one
+// file most of a second cheaper. The result is the same map a whole build
+// makes; on any doubt (an id met twice) the index is built whole.
+func build(parsed []*parsedFile, errs Errors, prev *Data, prevFiles []*parsedFile) (*Data, Errors) {
 	var nc, nu int
 	for _, pf := range parsed {
 		nc += len(pf.customers)
@@ -25,7 +33,13 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 	// are shared as parsed.
 	d := &Data{
 		Customers: make(map[string]*Customer, nc),
-		Users:     make(map[string]*User, nu),
+	}
+	if len(errs) == 0 {
+		d.Users = usersFrom(prev, prevFiles, parsed)
+	}
+	incremental := d.Users != nil
+	if !incremental {
+		d.Users = make(map[string]*User, nu)
 	}
 	// Allocated whole, so the pointers into it stay put. Entries are
 	// visited in declaration order (file name, then position), so that
@@ -54,6 +68,9 @@ func build(parsed []*parsedFile, errs Errors) (*Data, Errors) {
 			d.Customers[c.ID] = c
 		}
 		for i := range pf.users {
+			if incremental {
+				break
+			}
 			u := &pf.users[i]
 			if prev, dup := d.Users[u.ID]; dup {
 				errs = append(errs, duplicateError("user", u.ID, u.File, int(u.Line), prev.File, int(prev.Line)))
@@ -228,4 +245,59 @@ func deriveLineage(d *Data, customers []Customer, a *arena) {
 			}
 		}
 	}
+}
+
+// usersFrom returns the users index of the files in parsed, made from the
+// index of prev (built from prevFiles) by taking out the users of the files
+// gone or changed and putting in those of the files new or changed; or nil
+// when that is not worth it (no prev, or most users changed) or cannot be
+// done (a user id met twice: a whole build reports it properly).
+func usersFrom(prev *Data, prevFiles, parsed []*parsedFile) map[string]*User {
+	if prev == nil {
+		return nil
+	}
+	was := make(map[*parsedFile]bool, len(prevFiles))
+	for _, pf := range prevFiles {
+		was[pf] = true
+	}
+	is := make(map[*parsedFile]bool, len(parsed))
+	var gone, added []*parsedFile
+	moved, total := 0, 0
+	for _, pf := range parsed {
+		is[pf] = true
+		total += len(pf.users)
+		if !was[pf] {
+			added = append(added, pf)
+			moved += len(pf.users)
+		}
+	}
+	for _, pf := range prevFiles {
+		if !is[pf] {
+			gone = append(gone, pf)
+			moved += len(pf.users)
+		}
+	}
+	// Copying the index costs about what inserting a fifth of it does.
+	if moved > total/2 || len(prev.Users) < 1000 {
+		return nil
+	}
+	m := maps.Clone(prev.Users)
+	for _, pf := range gone {
+		for i := range pf.users {
+			u := &pf.users[i]
+			if m[u.ID] == u {
+				delete(m, u.ID)
+			}
+		}
+	}
+	for _, pf := range added {
+		for i := range pf.users {
+			u := &pf.users[i]
+			if _, dup := m[u.ID]; dup {
+				return nil
+			}
+			m[u.ID] = u
+		}
+	}
+	return m
 }

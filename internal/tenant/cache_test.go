@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -126,5 +127,60 @@ users:
 	}
 	if got := earlier[1].data.Customers["contoso"].Suspended; strings.Join(got, ",") != "fabrikam" {
 		t.Errorf("after the move, contoso is suspended by %v, want [fabrikam]", got)
+	}
+}
+
+// An edit to some of many files gives, through the cache (whose users index
+// is then redone only for the changed files), exactly what a load without
+// the cache gives: users added, removed, moved between files, and an id
+// given twice across files refused with the same errors.
+func TestCachedIndexMatchesWholeBuild(t *testing.T) {
+	var files []File
+	files = append(files, File{Name: "c.yaml", Content: []byte("customers:\n  r:\n    type: reseller\n    locations: [a, b]\n")})
+	for f := range 20 {
+		b := []byte("users:\n")
+		for u := range 100 {
+			b = fmt.Appendf(b, "  u%d-%d:\n    customer: r\n    role: company-user\n", f, u)
+		}
+		files = append(files, File{Name: fmt.Sprintf("u%02d.yaml", f), Content: b})
+	}
+	c := NewCache()
+	if _, err := c.Load(files); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(name, from, to string) {
+		for i := range files {
+			if files[i].Name == name {
+				files[i].Content = []byte(strings.Replace(string(files[i].Content), from, to, 1))
+				return
+			}
+		}
+		t.Fatalf("no file %s", name)
+	}
+	for _, step := range []struct {
+		name       string
+		file, from string
+		to         string
+		wantErr    bool
+	}{
+		{"add", "u03.yaml", "users:\n", "users:\n  new:\n    customer: r\n    role: company-owner\n", false},
+		{"remove", "u04.yaml", "  u4-7:\n    customer: r\n    role: company-user\n", "", false},
+		{"move", "u05.yaml", "users:\n", "users:\n  u4-7:\n    customer: r\n    role: company-user\n    locations: [b]\n", false},
+		{"change", "u06.yaml", "u6-1:\n    customer: r\n    role: company-user\n", "u6-1:\n    customer: r\n    role: invoice-auditor\n    disabled: true\n", false},
+		{"twice", "u07.yaml", "users:\n", "users:\n  u8-1:\n    customer: r\n    role: company-user\n", true},
+		{"fixed", "u07.yaml", "  u8-1:\n    customer: r\n    role: company-user\n", "", false},
+	} {
+		edit(step.file, step.from, step.to)
+		got, err := c.Load(files)
+		want, wantErr := Load(files)
+		if (err != nil) != step.wantErr || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("%s: cached load: %v; whole load: %v", step.name, err, wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		if !reflect.DeepEqual(got.Users, want.Users) || !reflect.DeepEqual(got.Owners, want.Owners) || !reflect.DeepEqual(got.Customers, want.Customers) {
+			t.Fatalf("%s: the cached load's index differs from a whole load's", step.name)
+		}
 	}
 }

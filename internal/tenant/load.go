@@ -69,6 +69,12 @@ func (c *Cache) has(name string, sum [sha256.Size]byte) bool {
 type Cache struct {
 	mu     sync.Mutex
 	parsed map[string]cachedFile // by file name
+	// The last Data built without errors and the parsed files it was
+	// built from, in name order: the next build copies its users index and
+	// redoes only the changed files' part. Held only while it is also the
+	// Data serving, bar the moment a newer one replaces it.
+	last      *Data
+	lastFiles []*parsedFile
 }
 
 type cachedFile struct {
@@ -153,7 +159,15 @@ func (c *Cache) load(files []File, sums [][sha256.Size]byte, errs Errors) (*Data
 	if c != nil {
 		c.parsed = remember
 	}
-	d, errs := build(parsed, errs)
+	var prev *Data
+	var prevFiles []*parsedFile
+	if c != nil {
+		prev, prevFiles = c.last, c.lastFiles
+	}
+	d, errs := build(parsed, errs, prev, prevFiles)
+	if c != nil && len(errs) == 0 {
+		c.last, c.lastFiles = d, parsed
+	}
 	if len(errs) > 0 {
 		// Copies: a cached file's errors are handed to every load of it,
 		// and a caller may rewrite what it is given (bundle errors drop
