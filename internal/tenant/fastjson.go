@@ -209,7 +209,9 @@ func (p *fastParser) jsonDocument(pf *parsedFile) {
 // jsonSection reads a section's object of entries.
 func (p *fastParser) jsonSection(pf *parsedFile, name string) {
 	p.jsonByte('{')
-	if n := p.jsonCount(); name == "customers" {
+	if n := p.jsonCount(); n == 0 {
+		// Nothing to size: left nil, as the walk leaves it.
+	} else if name == "customers" {
 		pf.customers = make([]Customer, 0, n)
 		pf.cmeta = make([]customerMeta, 0, n)
 	} else {
