@@ -439,6 +439,9 @@ func loadMarkdown(cfg *loadConfig, all []*loadFigures, loadBefore, loadAfter str
 		val, valPeak := "-", "-"
 		if f.validate > 0 {
 			val, valPeak = fmt.Sprintf("%.2f s (%.2f)", f.validate.Seconds(), f.validateCPU.Seconds()), mib(f.validatePeak)
+			if f.validatePeak == 0 {
+				valPeak = "(too quick to poll)"
+			}
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %.1f | %.2f s (%.2f) | %s | %s (%.2fx) | %s | %s | %s | %s | %s | %s |\n",
 			f.size.Name, f.layout, f.files, float64(f.bytes)/1e6, f.ready.Seconds(), f.readyCPU.Seconds(), mib(f.settled),
