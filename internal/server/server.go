@@ -85,6 +85,12 @@ type Config struct {
 	// key (`tenantgate serve` adds "decision_log").
 	StatusSections map[string]func() any
 
+	// StartUnready serves even when the first load fails (a bundle not yet
+	// downloaded): /readyz answers 503 and every check is denied with 503
+	// internal_error until a reload publishes a snapshot. Off: a failed
+	// first load is Run's error.
+	StartUnready bool
+
 	// Ready, when set, is called with the bound addresses once every
 	// listener accepts connections (tests bind port 0 and read them here).
 	Ready func(Addrs)
@@ -159,7 +165,10 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Debounce = 100 * time.Millisecond
 	}
 	if err := cfg.Engine.Reload(ctx); err != nil {
-		return fmt.Errorf("initial load: %w", err)
+		if !cfg.StartUnready || ctx.Err() != nil {
+			return fmt.Errorf("initial load: %w", err)
+		}
+		cfg.Logger.Warn("serving unready until a first snapshot loads", "error", err)
 	}
 	s := &Server{cfg: cfg, health: health.NewServer()}
 	s.watching, s.endWatches = context.WithCancel(context.Background())
@@ -289,7 +298,11 @@ func (s *Server) serve(ctx context.Context) error {
 			}
 		})
 	}
-	log.Info("serving", append(logArgs, "revision", s.cfg.Engine.Snapshot().Revision, "tls", s.cfg.TLS != nil)...)
+	rev := ""
+	if snap := s.cfg.Engine.Snapshot(); snap != nil {
+		rev = snap.Revision
+	}
+	log.Info("serving", append(logArgs, "revision", rev, "tls", s.cfg.TLS != nil)...)
 	if s.cfg.Ready != nil {
 		s.cfg.Ready(addrs)
 	}
