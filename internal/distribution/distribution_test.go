@@ -122,7 +122,7 @@ func (s *sidecar) revision() string {
 	return ""
 }
 
-func (s *sidecar) status() BundleStatus { return s.src.Status()["tenantgate"] }
+func (s *sidecar) status() BundleStatus { return s.src.Status()[s.src.name] }
 
 // waitFor polls cond up to d.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
