@@ -45,6 +45,8 @@ type Snapshot struct {
 	sourceRev string
 
 	cache *decisionCache // set by Engine.Reload before publishing; nil: no caching
+
+	eval evaluator // set by Engine.Reload before publishing (evaluator.go)
 }
 
 // Build reads the sources and builds a snapshot; it does not publish it.

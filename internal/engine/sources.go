@@ -111,6 +111,7 @@ type sources struct {
 	published versions // what the snapshot in force was composed of
 	states    map[string]SourceStatus
 	shown     atomic.Pointer[map[string]SourceStatus] // a copy of states, for Status
+	pending   *map[string]SourceStatus                // the copy to show once the reload's error is recorded
 }
 
 // part is one source the engine reads.
@@ -460,10 +461,23 @@ func (e *Engine) updateStates(rs []readResult, errs []sourceError, good versions
 		src.states[r.name] = st
 	}
 	shown := maps.Clone(src.states)
-	src.shown.Store(&shown)
-	if so, ok := e.opts.Observer.(SourceObserver); ok {
-		so.ObserveSources(maps.Clone(shown))
+	src.pending = &shown
+}
+
+// publishStates makes the states of the reload that just ended visible to
+// Status and the observer. Reload calls it right after it records the
+// reload's error, so a reader of /v1/status that sees a source failing also
+// sees the error in last_reload_error.
+func (e *Engine) publishStates() {
+	shown := e.src.pending
+	if shown == nil {
+		return
 	}
+	e.src.pending = nil
+	if so, ok := e.opts.Observer.(SourceObserver); ok {
+		so.ObserveSources(maps.Clone(*shown))
+	}
+	e.src.shown.Store(shown)
 }
 
 // revision is what SourceStatus.Revision shows for a source's version.
