@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/bundle"
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
+	"github.com/tenantgate/tenantgate/internal/distribution"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
@@ -234,4 +235,53 @@ func checkDirs(d engine.Dirs) error {
 		}
 	}
 	return nil
+}
+
+// configFlags read an OPA configuration file: a bundle from a server or an
+// OCI registry, status and decision-log reporting (internal/distribution).
+type configFlags struct {
+	path           string
+	startupTimeout time.Duration
+}
+
+func (f *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.path, "config", "", "OPA configuration file (YAML or JSON): services, bundles, keys, labels, status, decision_logs, persistence_directory, with OPA's meanings (tenantgate help bundles)")
+	fs.DurationVar(&f.startupTimeout, "bundle-startup-timeout", 2*time.Minute, "with a bundle in --config and nothing persisted: how long to wait for a first bundle to activate (/readyz 503 meanwhile) before exiting non-zero")
+}
+
+// load reads --config (nil without it) and refuses flags that contradict
+// it: a configured bundle is the data and the policies, so --bundle,
+// --data and --policies would name a second source.
+func (f *configFlags) load(fs *flag.FlagSet, log *slog.Logger) (*distribution.Config, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.path == "" {
+		if set["bundle-startup-timeout"] {
+			return nil, errors.New("--bundle-startup-timeout needs --config with a bundle")
+		}
+		return nil, nil
+	}
+	if f.startupTimeout <= 0 {
+		return nil, fmt.Errorf("--bundle-startup-timeout %v: must be positive", f.startupTimeout)
+	}
+	c, err := distribution.Load(f.path, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range c.Warnings {
+		log.Warn(w)
+	}
+	if c.Bundle == nil {
+		if set["bundle-startup-timeout"] {
+			return nil, fmt.Errorf("--bundle-startup-timeout: --config %s configures no bundle", f.path)
+		}
+		return c, nil
+	}
+	for _, n := range []string{"bundle", "data", "policies"} {
+		if set[n] {
+			return nil, fmt.Errorf("--%s conflicts with --config %s: it configures bundle %q, which holds the data and the policies; "+
+				"remove the flag, or the bundles section", n, f.path, c.BundleName)
+		}
+	}
+	return c, nil
 }

@@ -10,10 +10,12 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/buildinfo"
+	"github.com/tenantgate/tenantgate/internal/distribution"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/server"
@@ -59,6 +61,8 @@ func serve(args []string, stderr io.Writer) error {
 	tf.register(fs)
 	var lf decisionLogFlags
 	lf.register(fs)
+	var cf configFlags
+	cf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -69,15 +73,25 @@ func serve(args []string, stderr io.Writer) error {
 	debug.SetGCPercent(*gcPercent)
 	dirs.Cache = tenant.NewCache()
 	var src engine.Source = dirs
+	dcfg, err := cf.load(fs, log)
+	if err != nil {
+		return err
+	}
+	var dsrc *distribution.Source
 	if b, err := bf.source(fs, log); err != nil {
 		return err
 	} else if b != nil {
 		src = b
+	} else if dcfg != nil && dcfg.Bundle != nil {
+		if dsrc, err = distribution.NewSource(dcfg, log); err != nil {
+			return err
+		}
+		src = dsrc
 	}
 	if idf.secretFile == "" && idf.jwksFile == "" {
 		return errors.New("serve needs --jwt-hs256-secret-file or --jwks-file (or both)")
 	}
-	if bf.opts.Path == "" {
+	if bf.opts.Path == "" && dsrc == nil {
 		if err := checkDirs(dirs); err != nil {
 			return err
 		}
@@ -122,11 +136,34 @@ func serve(args []string, stderr io.Writer) error {
 		observer = engine.Observers{met, dlog}
 		sections["decision_log"] = decisionLogStatus(lf.path, dlog)
 	}
+	// A reload only uses files left unchanged for the debounce interval
+	// around its read, so a write that starts mid-read is never served.
+	// Each source (data, policies, each key file) settles on its own.
+	engSrc := settle.Wrap(src, *debounce)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var reporters *distribution.Reporters
+	if dcfg != nil {
+		if reporters, err = distribution.StartReporters(ctx, dcfg, log); err != nil {
+			return err
+		}
+		defer stopReporters(reporters)
+		if reporters.Logging() {
+			observer = append(engine.Observers{observer}, reporters)
+		}
+		if err := met.Register(distribution.Collector{Source: dsrc, Reporters: reporters}); err != nil {
+			return err
+		}
+	}
+	if dsrc != nil {
+		// The downloaded bundle is read as it is (no file to settle); the
+		// key files beside it still settle.
+		dsrc.Settler, _ = engSrc.(engine.Settler)
+		engSrc = dsrc
+		sections["bundles"] = func() any { return dsrc.Status() }
+	}
 	eng := engine.New(engine.Options{
-		// A reload only uses files left unchanged for the debounce interval
-		// around its read, so a write that starts mid-read is never served.
-		// Each source (data, policies, each key file) settles on its own.
-		Source:    settle.Wrap(src, *debounce),
+		Source:    engSrc,
 		Identity:  &ident,
 		Timeout:   *timeout,
 		Logger:    log,
@@ -144,8 +181,28 @@ func serve(args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	var ready func(server.Addrs)
+	var timedOut atomic.Bool // --bundle-startup-timeout passed with no bundle
+	if dsrc != nil {
+		dsrc.Attach(eng, reporters.BundleStatus)
+		persisted := dsrc.LoadPersisted()
+		defer dsrc.Start(ctx)()
+		ready = func(server.Addrs) { dsrc.Observed() }
+		if !persisted {
+			go func() {
+				t := time.NewTimer(cf.startupTimeout)
+				defer t.Stop()
+				select {
+				case <-dsrc.Activated():
+				case <-ctx.Done():
+				case <-t.C:
+					log.Error("no bundle activated in time; exiting", "bundle-startup-timeout", cf.startupTimeout)
+					timedOut.Store(true)
+					stop()
+				}
+			}()
+		}
+	}
 	err = server.Run(ctx, server.Config{
 		GRPCAddr:             *grpcAddr,
 		HTTPAddr:             *httpAddr,
@@ -163,7 +220,13 @@ func serve(args []string, stderr io.Writer) error {
 		Reflection:           *reflect,
 		HTTP:                 httpLim,
 		StatusSections:       sections,
+		StartUnready:         dsrc != nil,
+		Ready:                ready,
 	})
+	if timedOut.Load() {
+		err = errors.Join(err, fmt.Errorf("--config %s: no revision of bundle %q activated within --bundle-startup-timeout %v (see the errors above)",
+			cf.path, dcfg.BundleName, cf.startupTimeout))
+	}
 	if dlog != nil {
 		// After Run: every in-flight decision has been observed.
 		err = errors.Join(err, dlog.Close())
@@ -182,4 +245,11 @@ func servingGCPercent() int {
 		return n
 	}
 	return 100
+}
+
+// stopReporters flushes the status and decision-log uploads, bounded.
+func stopReporters(r *distribution.Reporters) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.Stop(ctx)
 }

@@ -179,3 +179,7 @@ func (m *Metrics) ObserveSources(sources map[string]engine.SourceStatus) {
 		}
 	}
 }
+
+// Register adds a collector of another package (the bundle distribution's)
+// to the registry /metrics serves.
+func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }

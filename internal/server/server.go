@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+
 	// gzip registers itself as a compressor: a client that sends
 	// grpc-encoding: gzip (Envoy's grpc_service may) is answered instead of
 	// refused with Unimplemented. MaxRecvMsgSize bounds the decompressed
@@ -84,6 +85,12 @@ type Config struct {
 	// function is called per status request and its value shown under its
 	// key (`tenantgate serve` adds "decision_log").
 	StatusSections map[string]func() any
+
+	// StartUnready serves even when the first load fails (a bundle not yet
+	// downloaded): /readyz answers 503 and every check is denied with 503
+	// internal_error until a reload publishes a snapshot. Off: a failed
+	// first load is Run's error.
+	StartUnready bool
 
 	// Ready, when set, is called with the bound addresses once every
 	// listener accepts connections (tests bind port 0 and read them here).
@@ -175,7 +182,10 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Debounce = 100 * time.Millisecond
 	}
 	if err := cfg.Engine.Reload(ctx); err != nil {
-		return &StartError{Err: err}
+		if !cfg.StartUnready || ctx.Err() != nil {
+			return &StartError{Err: err}
+		}
+		cfg.Logger.Warn("serving unready until a first snapshot loads", "error", err)
 	}
 	s := &Server{cfg: cfg, health: health.NewServer()}
 	s.watching, s.endWatches = context.WithCancel(context.Background())
@@ -362,7 +372,11 @@ func (s *Server) start(watchCtx context.Context, wg *sync.WaitGroup, lis listene
 			}
 		})
 	}
-	s.cfg.Logger.Info("serving", append(logArgs, "revision", s.cfg.Engine.Snapshot().Revision, "tls", s.cfg.TLS != nil)...)
+	rev := ""
+	if snap := s.cfg.Engine.Snapshot(); snap != nil {
+		rev = snap.Revision
+	}
+	s.cfg.Logger.Info("serving", append(logArgs, "revision", rev, "tls", s.cfg.TLS != nil)...)
 	if s.cfg.Ready != nil {
 		s.cfg.Ready(addrs)
 	}
