@@ -72,8 +72,8 @@ func serve(args []string, stderr io.Writer) error {
 	} else if b != nil {
 		src = b
 	}
-	if idf.secretFile == "" && idf.jwksFile == "" {
-		return errors.New("serve needs --jwt-hs256-secret-file or --jwks-file (or both)")
+	if !idf.hasKeys() {
+		return errors.New("serve needs token keys: --jwt-hs256-secret-file, --jwks-file, --jwks-url or --oidc-issuer (several may be combined)")
 	}
 	if bf.opts.Path == "" {
 		if err := checkDirs(dirs); err != nil {
@@ -103,6 +103,17 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ident := idf.config()
 	met := metrics.New()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// Before anything listens: without the provider's first key set no
+	// token it signs could be verified (--jwks-start-timeout).
+	remote, err := idf.startRemote(ctx, fs, log, met, &ident)
+	if err != nil {
+		return err
+	}
+	if remote != nil {
+		defer remote.Close()
+	}
 	tlsFiles, err := tf.reloader(log)
 	if err != nil {
 		return err
@@ -137,8 +148,6 @@ func serve(args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	err = server.Run(ctx, server.Config{
 		GRPCAddr:             *grpcAddr,
 		HTTPAddr:             *httpAddr,
