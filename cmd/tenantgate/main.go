@@ -24,6 +24,7 @@ Usage:
   tenantgate tables   [flags]   print the customer-type and role tables from the policy itself
   tenantgate token    [flags]   mint an HS256 development token from the secret file
   tenantgate bundle build [flags] validate data and policies and pack them into a signed OPA bundle
+  tenantgate config KIND [flags]  print a ready-to-run nginx, Caddy, Envoy, Istio or Kubernetes config
   tenantgate version  [flags]   print the version, VCS revision, Go and OPA versions
 
 Run 'tenantgate <command> -h' for a command's flags, and 'tenantgate help' for the
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return version(rest, stdout, stderr)
 	case "bundle":
 		return bundleCmd(rest, stdout, stderr)
+	case "config":
+		return configCmd(rest, stdout, stderr)
 	case "help":
 		return help(rest, stdout, stderr)
 	case "-h", "-help", "--help":

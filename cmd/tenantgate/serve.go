@@ -139,6 +139,7 @@ func serve(args []string, stderr io.Writer) error {
 		Observer:  observer,
 		CacheSize: *cacheSize,
 		DryRun:    lf.dryRun,
+		BuildHook: buildGC,
 	})
 	for _, a := range []struct{ flag, addr string }{{"grpc-addr", *grpcAddr}, {"http-addr", *httpAddr}, {"admin-addr", *adminAddr}} {
 		if a.addr == "" && a.flag == "admin-addr" {

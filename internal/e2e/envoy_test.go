@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,27 +40,24 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/httpauthz"
+	"github.com/tenantgate/tenantgate/internal/proxyconfig"
 )
 
 // loadBootstrap reads an Envoy bootstrap YAML the way Envoy does: YAML ->
 // JSON -> the v3 Bootstrap proto, rejecting unknown fields.
-func loadBootstrap(t *testing.T, path string) *bootstrapv3.Bootstrap {
+func loadBootstrap(t *testing.T, name string, raw []byte) *bootstrapv3.Bootstrap {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var doc any
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("%s: %v", path, err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	js, err := json.Marshal(doc)
 	if err != nil {
-		t.Fatalf("%s: to JSON: %v", path, err)
+		t.Fatalf("%s: to JSON: %v", name, err)
 	}
 	var bs bootstrapv3.Bootstrap
 	if err := protojson.Unmarshal(js, &bs); err != nil {
-		t.Fatalf("%s: not an Envoy v3 bootstrap: %v", path, err)
+		t.Fatalf("%s: not an Envoy v3 bootstrap: %v", name, err)
 	}
 	return &bs
 }
@@ -179,30 +174,58 @@ func clusterAddr(t *testing.T, bs *bootstrapv3.Bootstrap, name string) (string, 
 		if len(addrs) != 1 {
 			t.Fatalf("cluster %s has endpoints %v, want exactly one", name, addrs)
 		}
+		// Envoy refuses a name in a STATIC cluster: a name needs DNS.
+		host, _, _ := net.SplitHostPort(addrs[0])
+		wantType := clusterv3.Cluster_STATIC
+		if net.ParseIP(host) == nil {
+			wantType = clusterv3.Cluster_STRICT_DNS
+		}
+		if got := c.GetType(); got != wantType {
+			t.Errorf("cluster %s of %s is %v, want %v", name, addrs[0], got, wantType)
+		}
 		return addrs[0], c
 	}
 	t.Fatalf("no cluster named %q", name)
 	return "", nil
 }
 
-// TestEnvoyConfigs parses each shipped Envoy bootstrap into Envoy's own
-// protos, runs Envoy's validation rules on all of it, and checks what
-// tenantgate relies on: the ext_authz filter before the router, pointed at
-// tenantgate's default address, V3, failing closed, with a timeout, and
-// the path normalized before anyone decides on it.
+// TestEnvoyConfigs parses what `tenantgate config envoy-grpc` and
+// `envoy-http` print into Envoy's own protos, runs Envoy's validation rules
+// on all of it, and checks what tenantgate relies on: the ext_authz filter
+// before the router, pointed at tenantgate (by default at serve's default
+// address), V3, failing closed, with a timeout, and the path normalized
+// before anyone decides on it.
 func TestEnvoyConfigs(t *testing.T) {
 	flags := serveFlags(t)
 	defaults := map[string]string{"grpc": flags["grpc-addr"].def, "http": flags["http-addr"].def}
 	if defaults["grpc"] == "" || defaults["http"] == "" {
 		t.Fatalf("tenantgate serve -h shows no default addresses: %+v", flags)
 	}
-	for _, tc := range []struct{ file, mode string }{
-		{"envoy-grpc.yaml", "grpc"},
-		{"envoy-http.yaml", "http"},
+	for _, tc := range []struct {
+		name, kind, mode string
+		params           proxyconfig.Params
+		wantAddr         string // where the cluster points
+		wantApp          string
+	}{
+		{"defaults", "envoy-grpc", "grpc", proxyconfig.Params{}, defaults["grpc"], "127.0.0.1:8000"},
+		{"defaults", "envoy-http", "http", proxyconfig.Params{}, defaults["http"], "127.0.0.1:8000"},
+		// tenantgate on every interface is reached on loopback; an app by
+		// name makes a DNS cluster.
+		{"custom", "envoy-grpc", "grpc", proxyconfig.Params{Listen: "127.0.0.1:9080", GRPCAddr: ":19191", Upstream: "portal.internal:3000"},
+			"127.0.0.1:19191", "portal.internal:3000"},
+		{"custom", "envoy-http", "http", proxyconfig.Params{Listen: "[::]:9080", HTTPAddr: "10.0.0.5:18181", Upstream: "[fd00::7]:3000"},
+			"10.0.0.5:18181", "[fd00::7]:3000"},
 	} {
-		t.Run(tc.file, func(t *testing.T) {
-			bs := loadBootstrap(t, filepath.Join("testdata", "envoy", tc.file))
+		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) {
+			out, err := proxyconfig.Render(tc.kind, tc.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs := loadBootstrap(t, tc.kind, out)
 			checkProtos(t, "bootstrap", bs.ProtoReflect())
+			if got, _ := clusterAddr(t, bs, "portal"); got != tc.wantApp {
+				t.Errorf("cluster portal points at %s, want %s", got, tc.wantApp)
+			}
 
 			var hcms []*hcmv3.HttpConnectionManager
 			for _, l := range bs.GetStaticResources().GetListeners() {
@@ -228,7 +251,7 @@ func TestEnvoyConfigs(t *testing.T) {
 					if got := hcm.GetPathWithEscapedSlashesAction(); got != hcmv3.HttpConnectionManager_REJECT_REQUEST {
 						t.Errorf("path_with_escaped_slashes_action %v, want REJECT_REQUEST", got)
 					}
-					checkExtAuthz(t, bs, hcm, tc.mode, defaults[tc.mode])
+					checkExtAuthz(t, bs, hcm, tc.mode, tc.wantAddr)
 				})
 			}
 		})
@@ -315,7 +338,7 @@ func checkExtAuthz(t *testing.T, bs *bootstrapv3.Bootstrap, hcm *hcmv3.HttpConne
 	}
 	got, c := clusterAddr(t, bs, cluster)
 	if got != wantAddr {
-		t.Errorf("cluster %s points at %s, want tenantgate's default %s", cluster, got, wantAddr)
+		t.Errorf("cluster %s points at %s, want %s", cluster, got, wantAddr)
 	}
 	if mode == "grpc" {
 		a := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]

@@ -1,14 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,12 +21,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tenantgate/tenantgate/internal/decision"
+	"github.com/tenantgate/tenantgate/internal/proxyconfig"
 	"github.com/tenantgate/tenantgate/internal/tenant"
 )
 
-// manifest is one YAML document of testdata/k8s.
+// manifest is one YAML document of what `tenantgate config istio` and
+// `tenantgate config kubernetes` print.
 type manifest struct {
-	file string
+	file string // the kind of config that printed it
 	doc  map[string]any
 }
 
@@ -57,20 +58,22 @@ func list(v any, keys ...string) []any {
 	return l
 }
 
-// readManifests decodes every document of every YAML file in dir.
-func readManifests(t *testing.T, dir string) []manifest {
+// renderManifests decodes every document `tenantgate config istio` and
+// `tenantgate config kubernetes` print with these parameters (the same
+// --grpc-addr goes to both, as a user must give it).
+func renderManifests(t *testing.T, k8s proxyconfig.Params) []manifest {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no YAML in %s (%v)", dir, err)
-	}
 	var out []manifest
-	for _, f := range files {
-		fh, err := os.Open(f)
+	for _, kind := range []string{"istio", "kubernetes"} {
+		p := k8s
+		if kind == "istio" {
+			p = proxyconfig.Params{GRPCAddr: k8s.GRPCAddr}
+		}
+		raw, err := proxyconfig.Render(kind, p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec := yaml.NewDecoder(fh)
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		for i := 0; ; i++ {
 			var doc map[string]any
 			err := dec.Decode(&doc)
@@ -78,19 +81,17 @@ func readManifests(t *testing.T, dir string) []manifest {
 				break
 			}
 			if err != nil {
-				fh.Close()
-				t.Fatalf("%s: document %d: %v", f, i, err)
+				t.Fatalf("%s: document %d: %v", kind, i, err)
 			}
 			if doc == nil {
 				continue // an empty document (a trailing ---)
 			}
-			m := manifest{file: filepath.Base(f), doc: doc}
+			m := manifest{file: kind, doc: doc}
 			if str(doc, "apiVersion") == "" || m.kind() == "" || m.name() == "" {
-				t.Errorf("%s: document %d has no apiVersion, kind or metadata.name", f, i)
+				t.Errorf("%s: document %d has no apiVersion, kind or metadata.name", kind, i)
 			}
 			out = append(out, m)
 		}
-		fh.Close()
 	}
 	return out
 }
@@ -130,16 +131,36 @@ func containerFlags(t *testing.T, c any) map[string]string {
 	return flags
 }
 
-// TestKubernetesExamples parses every YAML document in testdata/k8s and
-// checks that the pieces fit: the AuthorizationPolicy's provider is the
+// TestKubernetesExamples parses every YAML document `tenantgate config
+// istio` and `kubernetes` print, with the defaults and with every flag set,
+// and checks that the pieces fit: the AuthorizationPolicy's provider is the
 // meshConfig's, which reaches the sidecar's gRPC address; the sidecar's
 // flags exist in `tenantgate serve -h`; its data, policies and secret come
 // from the ConfigMaps and the Secret mounted where the flags say; and the
 // tenant data in the ConfigMap is valid.
 func TestKubernetesExamples(t *testing.T) {
-	ms := readManifests(t, filepath.Join("testdata", "k8s"))
 	serve := serveFlags(t)
+	for _, tc := range []struct {
+		name string
+		p    proxyconfig.Params
+	}{
+		{"defaults", proxyconfig.Params{}},
+		{"custom", proxyconfig.Params{Namespace: "shop", Image: "ghcr.io/acme/tenantgate:1.4", AppImage: "ghcr.io/acme/shop:2",
+			AppPort: "3000", GRPCAddr: "127.0.0.1:19191", HTTPAddr: "127.0.0.1:18181", AdminAddr: ":9090"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkKubernetes(t, renderManifests(t, tc.p), serve, tc.p.Namespace) })
+	}
+}
 
+func checkKubernetes(t *testing.T, ms []manifest, serve map[string]serveFlag, namespace string) {
+	if namespace == "" {
+		namespace = "portal"
+	}
+	for _, m := range ms {
+		if ns := str(m.doc, "metadata", "namespace"); m.kind() != "IstioOperator" && ns != namespace {
+			t.Errorf("%s %s is in namespace %q, want %q", m.kind(), m.name(), ns, namespace)
+		}
+	}
 	dep := only(t, ms, "Deployment", "portal")
 	pod := get(dep.doc, "spec", "template", "spec")
 	var tg any
@@ -462,7 +483,7 @@ func istioMatch(pattern, s string) bool {
 // it: paths outside /api/* in any case are no_route, and on an allow the
 // client's x-tenantgate-* headers, in every spelling, are removed.
 func TestIstioPortalRequests(t *testing.T) {
-	ap := only(t, readManifests(t, filepath.Join("testdata", "k8s")), "AuthorizationPolicy", "")
+	ap := only(t, renderManifests(t, proxyconfig.Params{}), "AuthorizationPolicy", "")
 	tg := startTenantgate(t)
 	conn, err := grpc.NewClient(tg.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,9 +15,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/proxyconfig"
 	"github.com/tenantgate/tenantgate/internal/testkit/syncbuf"
 )
 
@@ -76,14 +75,17 @@ func (u *upstream) requests(id string) []seenRequest {
 }
 
 // proxyKind is one proxy product: how to find it, render its config and
-// run it in the foreground.
+// run it in the foreground, as the config's own header says to.
 type proxyKind struct {
 	name     string
 	binary   string
-	template string // in testdata/
+	config   string // the kind of `tenantgate config`
 	confName string
-	args     func(dir, conf string) []string
-	env      func(dir string) []string
+	// params fill the config for a proxy listening on listen, with its
+	// own files under dir.
+	params func(dir, listen, tenantgate, upstream string) proxyconfig.Params
+	args   func(dir, conf string) []string
+	env    func(dir string) []string
 	// unreachableStatus is what the client gets when tenantgate cannot be
 	// reached at all.
 	unreachableStatus int
@@ -94,16 +96,24 @@ type proxyKind struct {
 }
 
 var nginx = proxyKind{
-	name: "nginx", binary: "nginx", template: "nginx.conf.tmpl", confName: "nginx.conf",
+	name: "nginx", binary: "nginx", config: "nginx", confName: "nginx.conf",
+	params: func(dir, listen, tenantgate, upstream string) proxyconfig.Params {
+		return proxyconfig.Params{Dir: dir, Listen: listen, HTTPAddr: tenantgate, Upstream: upstream}
+	},
+	// The config's header: nginx -c "$PWD/nginx.conf" -e DIR/error.log -g 'daemon off;'
 	args: func(dir, conf string) []string {
-		return []string{"-p", dir, "-c", conf, "-g", "daemon off;"}
+		return []string{"-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;"}
 	},
 	unreachableStatus:         http.StatusServiceUnavailable,
 	keepsOtherTenantgateNames: true,
 }
 
 var caddy = proxyKind{
-	name: "caddy", binary: "caddy", template: "Caddyfile.tmpl", confName: "Caddyfile",
+	name: "caddy", binary: "caddy", config: "caddy", confName: "Caddyfile",
+	params: func(_, listen, tenantgate, upstream string) proxyconfig.Params {
+		return proxyconfig.Params{Listen: listen, HTTPAddr: tenantgate, Upstream: upstream}
+	},
+	// The config's header: caddy run --config Caddyfile --adapter caddyfile
 	args: func(dir, conf string) []string {
 		return []string{"run", "--config", conf, "--adapter", "caddyfile"}
 	},
@@ -135,41 +145,19 @@ func findBinary(t *testing.T, name string) string {
 	return ""
 }
 
-// proxyParams fill the config templates.
-type proxyParams struct {
-	Dir        string // pid file, logs, temp files
-	Listen     string // host:port the proxy listens on
-	Host       string // the host part of Listen
-	Port       int    // the port part of Listen
-	Tenantgate string // tenantgate's HTTP address
-	Upstream   string // the app
-}
-
-// renderConfig fills a template from testdata/ into dir.
-func renderConfig(t *testing.T, kind proxyKind, p proxyParams) string {
+// renderConfig writes the config `tenantgate config KIND` prints for
+// these addresses into dir.
+func renderConfig(t *testing.T, kind proxyKind, p proxyconfig.Params, dir string) string {
 	t.Helper()
-	b, err := render(kind, p)
+	b, err := proxyconfig.Render(kind.config, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(p.Dir, kind.confName)
+	conf := filepath.Join(dir, kind.confName)
 	if err := os.WriteFile(conf, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return conf
-}
-
-// render fills a template from testdata/.
-func render(kind proxyKind, p proxyParams) ([]byte, error) {
-	tmpl, err := template.New(kind.template).Option("missingkey=error").ParseFiles(filepath.Join("testdata", kind.template))
-	if err != nil {
-		return nil, fmt.Errorf("testdata/%s: %w", kind.template, err)
-	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, p); err != nil {
-		return nil, fmt.Errorf("testdata/%s: %w", kind.template, err)
-	}
-	return b.Bytes(), nil
 }
 
 // freePort asks the kernel for a free loopback port. Another process may
@@ -209,13 +197,9 @@ func startProxy(t *testing.T, kind proxyKind, tenantgateAddr, upstreamAddr strin
 	var lastErr string
 	for attempt := 0; attempt < 3; attempt++ {
 		dir := t.TempDir()
-		port := freePort(t)
-		params := proxyParams{
-			Dir: dir, Host: "127.0.0.1", Port: port, Listen: "127.0.0.1:" + strconv.Itoa(port),
-			Tenantgate: tenantgateAddr, Upstream: upstreamAddr,
-		}
-		conf := renderConfig(t, kind, params)
-		p := &proxy{kind: kind, dir: dir, addr: params.Listen, out: &syncbuf.Buffer{}}
+		listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		conf := renderConfig(t, kind, kind.params(dir, listen, tenantgateAddr, upstreamAddr), dir)
+		p := &proxy{kind: kind, dir: dir, addr: listen, out: &syncbuf.Buffer{}}
 		cmd := exec.Command(bin, kind.args(dir, conf)...)
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = p.out, p.out

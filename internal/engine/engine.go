@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +30,13 @@ type Result struct {
 	// deny the policy decided (what the decision log reports).
 	DryRun bool
 	Denied decision.Decision
+}
+
+// Checker decides one request: what the front ends (gRPC ext_authz, the HTTP
+// mode) need of the engine. *Engine is the one used in production; tests
+// put a stand-in behind a real front end.
+type Checker interface {
+	Check(ctx context.Context, req *Request) Result
 }
 
 // Observer is told of every decision and every reload (metrics, decision log).
@@ -73,10 +79,17 @@ type Options struct {
 	// CacheSize bounds the per-snapshot decision cache (entries); 0 means
 	// the default, a negative value turns the cache off.
 	CacheSize int
+	// BuildHook, when set, is called as a reload starts; the function it
+	// returns is called when the reload ends, with whether a snapshot was
+	// published. Process-wide tuning around a build (the collector's pace,
+	// returning memory to the OS) belongs to the program, not the engine.
+	BuildHook func() (done func(published bool))
 	// DryRun allows every request: a deny is logged and observed (see
 	// Result.DryRun) but the proxy is told to let the request through. For
 	// rolling out a policy safely, never for production enforcement.
 	DryRun bool
+	// Evaluator is "ir" or "rego" (evaluator.go); "" is DefaultEvaluator().
+	Evaluator string
 }
 
 // Engine holds the current snapshot and answers requests from it.
@@ -92,9 +105,6 @@ type Engine struct {
 
 // buildTimeout bounds one snapshot build (200,000 users take ~1.5 s).
 const buildTimeout = time.Minute
-
-// buildGCPercent is the GOGC in force while a snapshot is built.
-const buildGCPercent = 25
 
 // DefaultCacheSize is the decision cache's default bound, per snapshot.
 const DefaultCacheSize = 32768
@@ -128,11 +138,11 @@ func New(opts Options) *Engine {
 func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// A build allocates several times what it keeps (the YAML node trees:
-	// ~480 MB allocated for ~44 MB kept at 200,000 users), beside the
-	// snapshot still serving. Collecting more often meanwhile keeps the peak
-	// RSS near what is kept, for a little more CPU during the build.
-	defer debug.SetGCPercent(debug.SetGCPercent(buildGCPercent))
+	published := false
+	if e.opts.BuildHook != nil {
+		done := e.opts.BuildHook()
+		defer func() { done(published) }()
+	}
 	// A bound on the build, so a policy whose tables never finish
 	// evaluating fails the reload instead of holding the watcher forever.
 	bctx, cancel := context.WithTimeout(ctx, buildTimeout)
@@ -144,6 +154,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	e.reloads.Add(1)
 	if s != nil {
+		chooseEvaluator(bctx, s, e.opts.Evaluator, e.opts.Logger)
 		if ok, builtin := s.Policy.Deterministic(); ok {
 			s.cache = newDecisionCache(e.opts.CacheSize)
 		} else {
@@ -165,12 +176,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 		return err
 	}
 	e.current.Store(s)
-	// Hand the build's garbage back to the OS now rather than when the
-	// scavenger gets to it: the RSS would otherwise stay near the build's
-	// peak (at 200,000 users: 194 MiB after start-up instead of 79 MiB),
-	// and the next reload's peak would come on top of it. One full
-	// collection per reload, on this goroutine; requests keep being served.
-	debug.FreeOSMemory()
+	published = true
 	e.opts.Logger.Info("snapshot loaded", "revision", s.Revision,
 		"customers", len(s.Data.Customers), "users", len(s.Data.Users), "files", len(s.Files))
 	return err
@@ -196,6 +202,8 @@ type Status struct {
 	// SourceBundle, SourceHS256Secret, SourceJWKS, SourceJWKSURL): each
 	// keeps its own last good version.
 	Sources map[string]SourceStatus `json:"sources"`
+	// Evaluator is which evaluator the snapshot in force decides with.
+	Evaluator *EvaluatorStatus `json:"evaluator,omitempty"`
 }
 
 // Status reports the snapshot in force, each source's state, and the last
@@ -210,6 +218,8 @@ func (e *Engine) Status() Status {
 		st.Files = s.Files
 		st.Customers = len(s.Data.Customers)
 		st.Users = len(s.Data.Users)
+		ev := s.Evaluator()
+		st.Evaluator = &ev
 	}
 	if le := e.lastErr.Load(); le != nil {
 		st.LastError = le.err.Error()

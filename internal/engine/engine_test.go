@@ -219,3 +219,27 @@ func TestCacheBounds(t *testing.T) {
 		t.Fatalf("%d entries, want 1..128", n)
 	}
 }
+
+// TestBuildHook: the program's hook brackets every reload, and is told
+// whether a snapshot was published (a failed reload publishes none).
+func TestBuildHook(t *testing.T) {
+	data := testdir.Copy(t, "../../data")
+	var calls []string
+	hook := func() func(bool) {
+		calls = append(calls, "start")
+		return func(published bool) { calls = append(calls, fmt.Sprint("done ", published)) }
+	}
+	e, _ := testEngine(t, func(o *Options) {
+		o.Source = Dirs{Data: data, Policies: "../../policies"}
+		o.BuildHook = hook
+	})
+	if err := os.WriteFile(filepath.Join(data, "users.yaml"), []byte("users: [not, a, map]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(context.Background()); err == nil {
+		t.Fatal("bad reload succeeded")
+	}
+	if got := strings.Join(calls, ", "); got != "start, done true, start, done false" {
+		t.Errorf("hook calls: %s", got)
+	}
+}

@@ -40,6 +40,8 @@ type Snapshot struct {
 	Files     []string // every file it was built from
 
 	cache *decisionCache // set by Engine.Reload before publishing; nil: no caching
+
+	eval evaluator // set by Engine.Reload before publishing (evaluator.go)
 }
 
 // Build reads the sources and builds a snapshot; it does not publish it.

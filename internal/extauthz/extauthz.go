@@ -17,19 +17,14 @@ import (
 	"github.com/tenantgate/tenantgate/internal/engine"
 )
 
-// Checker decides one request; *engine.Engine is the one used in production.
-type Checker interface {
-	Check(ctx context.Context, req *engine.Request) engine.Result
-}
-
 // Server implements authv3.AuthorizationServer.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	checker Checker
+	checker engine.Checker
 }
 
 // New returns a Server answering from checker.
-func New(checker Checker) *Server { return &Server{checker: checker} }
+func New(checker engine.Checker) *Server { return &Server{checker: checker} }
 
 // Check never returns an error: an RPC error is what Envoy's
 // failure_mode_allow would turn into an allow, so every failure, even a

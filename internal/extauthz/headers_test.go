@@ -32,7 +32,7 @@ func (allowAlice) Check(context.Context, *engine.Request) engine.Result {
 
 // startServer serves the Authorization API on loopback, with message limits
 // large enough for a request of tens of thousands of headers.
-func startServer(t *testing.T, checker extauthz.Checker) authv3.AuthorizationClient {
+func startServer(t *testing.T, checker engine.Checker) authv3.AuthorizationClient {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

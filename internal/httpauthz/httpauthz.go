@@ -12,7 +12,6 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/engine"
-	"github.com/tenantgate/tenantgate/internal/extauthz"
 )
 
 // Prefix is where the HTTP mode listens, and the path_prefix Envoy's
@@ -25,11 +24,11 @@ const envoyHeadersToRemove = "x-envoy-auth-headers-to-remove"
 
 // Handler serves the HTTP mode.
 type Handler struct {
-	checker extauthz.Checker
+	checker engine.Checker
 }
 
 // New returns the HTTP-mode handler; mount it at Prefix and Prefix+"/".
-func New(checker extauthz.Checker) *Handler { return &Handler{checker: checker} }
+func New(checker engine.Checker) *Handler { return &Handler{checker: checker} }
 
 // Matches reports whether a raw request target is for the HTTP mode:
 // /authz, /authz?..., or /authz/<original path>.

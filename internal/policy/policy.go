@@ -44,6 +44,7 @@ type Policy struct {
 	tables  *Tables
 	catalog map[string]struct{}
 	files   []string
+	sources []File // the modules as given, for planning (the IR evaluator)
 	digest  string
 	// nondeterministic names a builtin the policy calls whose answer can
 	// change between two evaluations of the same input (time.now_ns,
@@ -121,6 +122,7 @@ func Compile(ctx context.Context, files []File) (*Policy, error) {
 		store:            store,
 		txn:              txn,
 		files:            names,
+		sources:          files,
 		digest:           hex.EncodeToString(h.Sum(nil)),
 		nondeterministic: nondeterministicCall(compiler),
 	}
@@ -130,6 +132,9 @@ func Compile(ctx context.Context, files []File) (*Policy, error) {
 	}
 	return p, nil
 }
+
+// Sources returns the modules the policy was compiled from.
+func (p *Policy) Sources() []File { return p.sources }
 
 // Files returns the module file names, sorted.
 func (p *Policy) Files() []string { return p.files }
@@ -247,6 +252,16 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (decision.Decision, 
 }
 
 func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+
+// Decode reads a decision term another evaluator of DecisionQuery produced
+// (the engine's IR evaluator), as strictly as Eval reads its own: nil (an
+// undefined decision) or a malformed one is an error.
+func Decode(t *ast.Term) (decision.Decision, error) {
+	if t == nil {
+		return decision.Decision{}, fmt.Errorf("evaluate %s: undefined", DecisionQuery)
+	}
+	return fromTerm(t)
+}
 
 var (
 	keyAllowed = ast.InternedTerm("allowed")

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ireval
+
+const raceEnabled = false
