@@ -75,8 +75,16 @@ test-deps: ## install nginx and caddy for the proxy end-to-end tests, where miss
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx caddy
 
 .PHONY: test
-test: test-deps lint test-policy ## everything: lint, policy tests, Go tests with -race
+# The Go tests run twice: every package with the default evaluator (ir,
+# OPA's compiled plan run by internal/ireval), then every package whose
+# tests decide through the engine with OPA's own evaluator
+# (TENANTGATE_EVALUATOR=rego), so both evaluators pass the whole contract.
+REGO_PASS := ./cmd/... ./internal/engine/... ./internal/server/... ./internal/extauthz/... \
+	./internal/httpauthz/... ./internal/e2e/... ./internal/bundle/... ./internal/devtools/soak/...
+
+test: test-deps lint test-policy ## everything: lint, policy tests, Go tests with -race (with each evaluator)
 	$(GO) test -race -count=1 ./...
+	TENANTGATE_EVALUATOR=rego $(GO) test -race -count=1 $(REGO_PASS)
 
 # `go test ./...` above already runs a 5 s soak (internal/devtools/soak's default);
 # `make soak` runs it for SOAK, without -race so it measures throughput

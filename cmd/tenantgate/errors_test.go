@@ -145,3 +145,48 @@ func TestHelpTopics(t *testing.T) {
 		t.Errorf("help operation: exit %d, %q", code, errs)
 	}
 }
+
+// TestStartFailureSaysCannotStart: bad data at start is "cannot start" and
+// exit 1, each data error on its own line, and no talk of a last good
+// snapshot (there is none yet).
+func TestStartFailureSaysCannotStart(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"customers.yaml", "users.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../../data", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(b), "type: reseller", "type: resellr", 1)
+		s = strings.Replace(s, "role: company-administrator", "role: wizard", 1)
+		if err := os.WriteFile(filepath.Join(data, f), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := filepath.Join(dir, "s")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	err := run([]string{"serve", "--data", data, "--policies", "../../policies", "--jwt-hs256-secret-file", secret,
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, &stderr, &stderr)
+	if err == nil {
+		t.Fatal("serve started on bad data")
+	}
+	msg := err.Error()
+	lines := strings.Split(msg, "\n")
+	if lines[0] != "cannot start:" || len(lines) != 3 {
+		t.Fatalf("error %q: want \"cannot start:\" and one line per data error (2)", msg)
+	}
+	for i, want := range []string{`customers.yaml:`, `users.yaml:`} {
+		if !strings.HasPrefix(lines[i+1], "  ") || !strings.Contains(lines[i+1], want) {
+			t.Errorf("line %d %q: want an indented error in %s", i+1, lines[i+1], want)
+		}
+	}
+	if strings.Contains(stderr.String()+msg, "last good") {
+		t.Errorf("a failed start speaks of a last good version:\n%s%s", stderr.String(), msg)
+	}
+}

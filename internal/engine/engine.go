@@ -101,6 +101,9 @@ type Engine struct {
 	src     sources    // each source's last good version and state
 	lastErr atomic.Pointer[reloadError]
 	reloads atomic.Uint64
+	// lastEval is the last policy's evaluator, reused while the policy
+	// is unchanged (evaluator.go); only Reload touches it, under mu.
+	lastEval evaluatorChoice
 }
 
 // buildTimeout bounds one snapshot build (200,000 users take ~1.5 s).
@@ -154,7 +157,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	e.reloads.Add(1)
 	if s != nil {
-		chooseEvaluator(bctx, s, e.opts.Evaluator, e.opts.Logger)
+		chooseEvaluator(bctx, s, e.opts.Evaluator, &e.lastEval, e.opts.Logger)
 		if ok, builtin := s.Policy.Deterministic(); ok {
 			s.cache = newDecisionCache(e.opts.CacheSize)
 		} else {
@@ -172,6 +175,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	} else {
 		e.lastErr.Store(nil)
 	}
+	e.publishStates()
 	if s == nil {
 		return err
 	}

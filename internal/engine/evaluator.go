@@ -129,15 +129,36 @@ func describe(d decision.Decision, err error) string {
 	return fmt.Sprintf("%d %s %v", d.Status, d.Reason, d.Headers)
 }
 
+// evaluatorChoice remembers the last policy's evaluator choice. The IR
+// evaluator is a function of the policy alone (tenant data is input), so a
+// reload that changed only data, or keys, reuses it: planning and the
+// self-check cost a reload several hundred milliseconds, which a data edit
+// that must be in force within a second cannot spare. Only Reload, which is
+// serialised, touches it.
+type evaluatorChoice struct {
+	digest    string // the policy's
+	requested string
+	eval      evaluator
+}
+
 // chooseEvaluator prepares the evaluator a new snapshot will decide with.
 // The IR evaluator is used only when OPA's plan of the policy is fully
 // supported and a self-check on representative inputs finds it deciding
 // exactly as OPA's evaluator does; otherwise the snapshot decides with
 // OPA's evaluator, and the log says why. It never fails the reload.
-func chooseEvaluator(ctx context.Context, s *Snapshot, requested string, log *slog.Logger) {
+func chooseEvaluator(ctx context.Context, s *Snapshot, requested string, last *evaluatorChoice, log *slog.Logger) {
 	if requested == "" {
 		requested = DefaultEvaluator()
 	}
+	if last.digest == s.Policy.Digest() && last.requested == requested {
+		s.eval = last.eval
+		return
+	}
+	defer func() {
+		if ctx.Err() == nil { // a cut-short self-check proves nothing either way
+			*last = evaluatorChoice{digest: s.Policy.Digest(), requested: requested, eval: s.eval}
+		}
+	}()
 	s.eval = evaluator{status: EvaluatorStatus{Requested: requested, InUse: EvaluatorRego}}
 	if requested != EvaluatorIR {
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 )
 
 func withEvaluator(name string) func(*Options) {
@@ -167,5 +168,42 @@ func BenchmarkCheckEvaluator(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestEvaluatorReusedWhileThePolicyIsUnchanged: a data-only reload keeps the
+// IR evaluator its policy was checked with (no second plan, no second
+// self-check); a policy edit plans and checks afresh.
+func TestEvaluatorReusedWhileThePolicyIsUnchanged(t *testing.T) {
+	data := testdir.Copy(t, "../../data")
+	pols := testdir.Copy(t, "../../policies")
+	e, _ := testEngine(t, withEvaluator(EvaluatorIR), func(o *Options) { o.Source = Dirs{Data: data, Policies: pols} })
+	first := e.Snapshot()
+	if first.eval.ir == nil {
+		t.Fatalf("evaluator %+v, want ir", first.Evaluator())
+	}
+	users := filepath.Join(data, "users.yaml")
+	b, _ := os.ReadFile(users)
+	if err := os.WriteFile(users, []byte(strings.Replace(string(b), "locations: [hq]", "locations: [hq, branch-1]", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second := e.Snapshot()
+	if second == first || second.eval.ir != first.eval.ir {
+		t.Errorf("a data-only reload planned the policy again (evaluator %p, was %p)", second.eval.ir, first.eval.ir)
+	}
+	authz := filepath.Join(pols, "authz.rego")
+	b, _ = os.ReadFile(authz)
+	if err := os.WriteFile(authz, append(b, []byte("\n# an edit\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	third := e.Snapshot()
+	if third.eval.ir == nil || third.eval.ir == second.eval.ir || third.Evaluator().SelfCheckInputs == 0 {
+		t.Errorf("a policy edit reused the old evaluator: %+v", third.Evaluator())
 	}
 }

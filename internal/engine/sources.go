@@ -141,6 +141,7 @@ type sources struct {
 	published versions // what the snapshot in force was composed of
 	states    map[string]SourceStatus
 	shown     atomic.Pointer[map[string]SourceStatus] // a copy of states, for Status
+	pending   *map[string]SourceStatus                // the copy to show once the reload's error is recorded
 }
 
 // part is one source the engine reads.
@@ -305,9 +306,14 @@ func (e *Engine) rebuild(ctx context.Context) (*Snapshot, error) {
 	errs := append(failed, blamed...)
 	e.updateStates(rs, errs, cand, changed, now)
 	var joined []error
+	starting := e.current.Load() == nil
 	for _, se := range errs {
 		joined = append(joined, se)
-		e.opts.Logger.Error("reload failed; this source keeps its last good version", "source", se.source, "error", se.err)
+		// Before the first snapshot there is no last good version to keep
+		// serving: the caller (start-up) reports the error instead.
+		if !starting {
+			e.opts.Logger.Error("reload failed; this source keeps its last good version", "source", se.source, "error", se.err)
+		}
 	}
 	err := errors.Join(joined...)
 
@@ -473,10 +479,23 @@ func (e *Engine) updateStates(rs []readResult, errs []sourceError, good versions
 		src.states[r.name] = st
 	}
 	shown := maps.Clone(src.states)
-	src.shown.Store(&shown)
-	if so, ok := e.opts.Observer.(SourceObserver); ok {
-		so.ObserveSources(maps.Clone(shown))
+	src.pending = &shown
+}
+
+// publishStates makes the states of the reload that just ended visible to
+// Status and the observer. Reload calls it right after it records the
+// reload's error, so a reader of /v1/status that sees a source failing also
+// sees the error in last_reload_error.
+func (e *Engine) publishStates() {
+	shown := e.src.pending
+	if shown == nil {
+		return
 	}
+	e.src.pending = nil
+	if so, ok := e.opts.Observer.(SourceObserver); ok {
+		so.ObserveSources(maps.Clone(*shown))
+	}
+	e.src.shown.Store(shown)
 }
 
 // revision is what SourceStatus.Revision shows for a source's version.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tenantgate/tenantgate/internal/buildinfo"
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/identity"
@@ -40,6 +41,8 @@ type Metrics struct {
 	jwksLastSuccess prometheus.Gauge
 	jwksKidRefresh  prometheus.Counter
 	jwksKidSeen     atomic.Uint64
+	evaluator       *prometheus.GaugeVec // 1 for the snapshot's {requested, in_use}
+	mismatches      prometheus.Gauge     // the self-check's, for the snapshot's policy
 
 	// Counters resolved once per known reason: WithLabelValues hashes and
 	// locks, which the decision path need not pay.
@@ -109,10 +112,25 @@ func New() *Metrics {
 			Name: "tenantgate_jwks_unknown_kid_refreshes_total",
 			Help: "Refreshes of the URL key set forced by tokens naming an unknown kid (rate-limited by --jwks-kid-refresh-interval).",
 		}),
+		evaluator: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantgate_evaluator_info",
+			Help: "The evaluator the snapshot in force decides with: 1 for {requested, in_use} (ir or rego; in_use is rego when the IR evaluator declined the policy or its self-check differed).",
+		}, []string{"requested", "in_use"}),
+		mismatches: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_evaluator_self_check_mismatches",
+			Help: "Inputs on which the IR evaluator's build-time self-check differed from OPA's evaluator for the policy in force (any: rego serves).",
+		}),
 		denied: make(map[string]prometheus.Counter, len(decision.Reasons)),
 	}
+	build := buildinfo.Get()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "tenantgate_build_info",
+		Help:        "1, labelled with the running build: tenantgate's version and VCS revision, the Go and OPA versions.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": build.Go, "opa": build.OPA},
+	})
+	buildInfo.Set(1)
 	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.revision, m.failing, m.loadedAt, m.buildTime,
-		m.sourceOK, m.sourceErrors, m.sourceLoadedAt,
+		m.sourceOK, m.sourceErrors, m.sourceLoadedAt, m.evaluator, m.mismatches, buildInfo,
 		m.jwksFetches, m.jwksKeys, m.jwksLastSuccess, m.jwksKidRefresh,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.allowed = m.decisions.WithLabelValues("allow", decision.ReasonAllowed)
@@ -167,6 +185,10 @@ func (m *Metrics) ObserveReload(s *engine.Snapshot, err error) {
 	m.revision.WithLabelValues(s.Revision).Set(1)
 	m.loadedAt.Set(float64(s.Built.UnixNano()) / 1e9)
 	m.buildTime.Observe(s.BuildTime.Seconds())
+	ev := s.Evaluator()
+	m.evaluator.Reset()
+	m.evaluator.WithLabelValues(ev.Requested, ev.InUse).Set(1)
+	m.mismatches.Set(float64(ev.SelfCheckMismatches))
 }
 
 // ObserveSources implements engine.SourceObserver.

@@ -139,6 +139,22 @@ type Server struct {
 	endWatches context.CancelFunc
 }
 
+// StartError is a first load that failed: nothing was ever served, so there
+// is no last good snapshot to keep, and the process should exit. Its text
+// puts each of the error's lines (every data error, with file, line, id and
+// field) on a line of its own under "cannot start:".
+type StartError struct{ Err error }
+
+func (e *StartError) Error() string {
+	msg := e.Err.Error()
+	if !strings.Contains(msg, "\n") {
+		return "cannot start: " + msg
+	}
+	return "cannot start:\n  " + strings.ReplaceAll(msg, "\n", "\n  ")
+}
+
+func (e *StartError) Unwrap() error { return e.Err }
+
 // Run loads the first snapshot (a failure is returned: bad data at start is
 // a clear error and a non-zero exit), serves until ctx is cancelled, then
 // stops gracefully.
@@ -159,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Debounce = 100 * time.Millisecond
 	}
 	if err := cfg.Engine.Reload(ctx); err != nil {
-		return fmt.Errorf("initial load: %w", err)
+		return &StartError{Err: err}
 	}
 	s := &Server{cfg: cfg, health: health.NewServer()}
 	s.watching, s.endWatches = context.WithCancel(context.Background())
