@@ -87,6 +87,7 @@ func newHTTPClient(cfg RemoteConfig) (*http.Client, error) {
 func discover(ctx context.Context, cfg RemoteConfig, client *http.Client) (string, error) {
 	u := strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	backoff := 250 * time.Millisecond
+	var last error // the latest attempt's error that the deadline did not cut short
 	for {
 		jwksURI, err := discoverOnce(ctx, cfg, client, u)
 		if err == nil {
@@ -96,12 +97,15 @@ func discover(ctx context.Context, cfg RemoteConfig, client *http.Client) (strin
 		if errors.As(err, &perm) {
 			return "", err
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		cfg.Logger.Warn("OIDC discovery failed; retrying", "url", u, "error", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return "", fmt.Errorf("OIDC discovery %s: no answer within the start-up timeout: %w", u, err)
+			return "", fmt.Errorf("no answer within the start-up timeout: %w", last)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)

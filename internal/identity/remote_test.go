@@ -326,7 +326,7 @@ func TestRemoteStartErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testRemote(p)
 			tt.mod(&cfg)
-			r, err := StartRemote(context.Background(), cfg, 1500*time.Millisecond)
+			r, err := StartRemote(context.Background(), cfg, 3*time.Second)
 			if err == nil {
 				r.Close()
 				t.Fatal("started")
