@@ -88,8 +88,8 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		src = dsrc
 	}
-	if idf.secretFile == "" && idf.jwksFile == "" {
-		return errors.New("serve needs --jwt-hs256-secret-file or --jwks-file (or both)")
+	if !idf.hasKeys() {
+		return errors.New("serve needs token keys: --jwt-hs256-secret-file, --jwks-file, --jwks-url or --oidc-issuer (several may be combined)")
 	}
 	if bf.opts.Path == "" && dsrc == nil {
 		if err := checkDirs(dirs); err != nil {
@@ -122,6 +122,17 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ident := idf.config()
 	met := metrics.New()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// Before anything listens: without the provider's first key set no
+	// token it signs could be verified (--jwks-start-timeout).
+	remote, err := idf.startRemote(ctx, fs, log, met, &ident)
+	if err != nil {
+		return err
+	}
+	if remote != nil {
+		defer remote.Close()
+	}
 	tlsFiles, err := tf.reloader(log)
 	if err != nil {
 		return err
@@ -140,8 +151,6 @@ func serve(args []string, stderr io.Writer) error {
 	// around its read, so a write that starts mid-read is never served.
 	// Each source (data, policies, each key file) settles on its own.
 	engSrc := settle.Wrap(src, *debounce)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	var reporters *distribution.Reporters
 	if dcfg != nil {
 		if reporters, err = distribution.StartReporters(ctx, dcfg, log); err != nil {

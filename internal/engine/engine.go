@@ -206,8 +206,8 @@ type Status struct {
 	LastErrorAt time.Time `json:"last_reload_error_at,omitzero"`
 	Ready       bool      `json:"ready"`
 	// Sources is each source's state by name (SourceData, SourcePolicies or
-	// SourceBundle, SourceHS256Secret, SourceJWKS): each keeps its own last
-	// good version.
+	// SourceBundle, SourceHS256Secret, SourceJWKS, SourceJWKSURL): each
+	// keeps its own last good version.
 	Sources map[string]SourceStatus `json:"sources"`
 	// Evaluator is which evaluator the snapshot in force decides with.
 	Evaluator *EvaluatorStatus `json:"evaluator,omitempty"`
@@ -216,10 +216,7 @@ type Status struct {
 // Status reports the snapshot in force, each source's state, and the last
 // reload's errors, if a source failed in it.
 func (e *Engine) Status() Status {
-	st := Status{Reloads: e.reloads.Load(), Files: []string{}, Sources: map[string]SourceStatus{}}
-	if m := e.src.shown.Load(); m != nil {
-		st.Sources = *m
-	}
+	st := Status{Reloads: e.reloads.Load(), Files: []string{}, Sources: e.sourceStates()}
 	if s := e.current.Load(); s != nil {
 		st.Ready = true
 		st.Revision = s.Revision

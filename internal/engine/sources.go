@@ -31,6 +31,11 @@ const (
 	SourceBundle      = "bundle"
 	SourceHS256Secret = "hs256_secret" // identity.Config.HS256SecretFile
 	SourceJWKS        = "jwks"         // identity.Config.JWKSFile
+	// SourceJWKSURL is identity.Config.Remote, a key set fetched from a
+	// URL. It is not read by reloads: its own refreshes publish its keys
+	// to the verifiers directly (identity.RemoteKeys), so it and the
+	// other sources never wait on each other. Status shows its state.
+	SourceJWKSURL = "jwks_url"
 )
 
 // SplitSource is a Source whose tenant data and policies are read apart,
@@ -76,6 +81,42 @@ type SourceStatus struct {
 	LoadedAt    time.Time `json:"loaded_at,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+
+	// A URL key set (SourceJWKSURL) also shows where it comes from, its
+	// latest fetch and the key ids in force (and the keys it skips).
+	URL         string    `json:"url,omitempty"`
+	Issuer      string    `json:"issuer,omitempty"`
+	LastFetchAt time.Time `json:"last_fetch_at,omitzero"`
+	KeyIDs      []string  `json:"key_ids,omitempty"`
+	SkippedKeys []string  `json:"skipped_keys,omitempty"`
+}
+
+// RemoteSourceStatus is a URL key set's state as a SourceStatus.
+func RemoteSourceStatus(st identity.RemoteStatus) SourceStatus {
+	return SourceStatus{
+		OK: st.OK, Revision: st.Revision, LoadedAt: st.LoadedAt, LastError: st.LastError, LastErrorAt: st.LastErrorAt,
+		URL: st.URL, Issuer: st.Issuer, LastFetchAt: st.LastFetchAt, KeyIDs: st.KeyIDs, SkippedKeys: st.Skipped,
+	}
+}
+
+// sourceStates is Status.Sources: the reloaded sources' states as the last
+// reload left them, and the URL key set's as of now.
+func (e *Engine) sourceStates() map[string]SourceStatus {
+	var m map[string]SourceStatus
+	if p := e.src.shown.Load(); p != nil {
+		m = *p
+	}
+	if id := e.opts.Identity; id != nil && id.Remote != nil {
+		m = maps.Clone(m)
+		if m == nil {
+			m = map[string]SourceStatus{}
+		}
+		m[SourceJWKSURL] = RemoteSourceStatus(id.Remote.Status())
+	}
+	if m == nil {
+		m = map[string]SourceStatus{}
+	}
+	return m
 }
 
 // SourceObserver is an Observer that also wants each source's state after
