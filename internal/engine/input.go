@@ -45,6 +45,15 @@ var (
 // `tenantgate check` calls it directly; Engine.Check after verifying the
 // token. The error is the evaluation's; the caller fails closed.
 func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Result, error) {
+	input, customer := s.input(sub, req)
+	d, err := s.Policy.Eval(ctx, input)
+	return Result{Decision: d, User: sub, Customer: customer, Revision: s.Revision}, err
+}
+
+// input builds the input document DecideAs evaluates (and ExplainAs, so an
+// explanation reads exactly what the decision read), and the target
+// customer the route names ("" without a route).
+func (s *Snapshot) input(sub string, req *Request) (ast.Object, string) {
 	var buf [16]string
 	segs, perr := route.Segments(req.Path, buf[:0])
 
@@ -100,8 +109,7 @@ func (s *Snapshot) DecideAs(ctx context.Context, sub string, req *Request) (Resu
 		}
 	}
 
-	d, err := s.Policy.Eval(ctx, input)
-	return Result{Decision: d, User: sub, Customer: rt.Customer, Revision: s.Revision}, err
+	return input, rt.Customer
 }
 
 // insertNamedOwners adds named_owners: every company-owner whose id equals

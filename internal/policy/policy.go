@@ -41,13 +41,16 @@ type File struct {
 // Policy is a compiled, prepared policy. It is immutable and safe for
 // concurrent use; a reload compiles a new one.
 type Policy struct {
-	query   rego.PreparedEvalQuery
-	store   storage.Store
-	txn     storage.Transaction
-	tables  *Tables
-	catalog map[string]struct{}
-	files   []string
-	digest  string
+	query rego.PreparedEvalQuery
+	// compiler is kept for the queries evaluated off the serving path
+	// (explain.go); the prepared query holds it anyway.
+	compiler *ast.Compiler
+	store    storage.Store
+	txn      storage.Transaction
+	tables   *Tables
+	catalog  map[string]struct{}
+	files    []string
+	digest   string
 	// nondeterministic names a builtin the policy calls whose answer can
 	// change between two evaluations of the same input (time.now_ns,
 	// rand.intn, uuid.rfc4122, ...); "" when there is none.
@@ -148,6 +151,7 @@ func Compile(ctx context.Context, files []File) (*Policy, error) {
 
 	p := &Policy{
 		query:            pq,
+		compiler:         compiler,
 		store:            store,
 		txn:              txn,
 		files:            names,
