@@ -61,7 +61,7 @@ func (g GitSource) each(ctx context.Context, dir string, match func(string) bool
 	}
 	// The directory's path in the repository: git resolves "./" against the
 	// directory it is run in.
-	out, err := git(ctx, abs, "ls-tree", "-z", g.Rev, "./")
+	out, err := git(ctx, abs, "ls-tree", "-z", "--full-name", g.Rev, "./")
 	if err != nil {
 		return fmt.Errorf("%s at %s: %w", dir, g.Rev, err)
 	}
