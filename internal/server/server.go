@@ -85,6 +85,11 @@ type Config struct {
 	// key (`tenantgate serve` adds "decision_log").
 	StatusSections map[string]func() any
 
+	// AdminHandlers are mounted on the admin address only (pattern ->
+	// handler), never on the decision address: `serve --admin-explain`
+	// puts ExplainHandlers here.
+	AdminHandlers map[string]http.Handler
+
 	// Ready, when set, is called with the bound addresses once every
 	// listener accepts connections (tests bind port 0 and read them here).
 	Ready func(Addrs)
@@ -246,7 +251,11 @@ func (s *Server) serve(ctx context.Context) error {
 	}
 	var admin *http.Server
 	if adminLis != nil {
-		admin = newHTTP(s.mux())
+		amux := s.mux()
+		for pattern, h := range s.cfg.AdminHandlers {
+			amux.Handle(pattern, h)
+		}
+		admin = newHTTP(amux)
 	}
 
 	var wg sync.WaitGroup
