@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -32,6 +33,7 @@ func serve(args []string, stderr io.Writer) error {
 		dirs        engine.Dirs
 		grpcAddr    = fs.String("grpc-addr", "127.0.0.1:9191", "gRPC ext_authz address: host:port or unix:///path")
 		httpAddr    = fs.String("http-addr", "127.0.0.1:8181", "HTTP mode and admin address: host:port or unix:///path (keep it reachable by the proxy only)")
+		adminExpl   = fs.Bool("admin-explain", false, "also serve /v1/explain, /v1/access and /v1/who-can on --admin-addr (they reveal the tenant tree; never on the decision address)")
 		adminAddr   = fs.String("admin-addr", "", "optional plain-HTTP address serving only /healthz, /readyz, /metrics and /v1/status (never TLS, never decisions): for kubelet probes and scrapers that cannot reach loopback or present a client certificate; empty: off")
 		timeout     = fs.Duration("decision-timeout", 100*time.Millisecond, "deadline for one decision; an overrun denies with 503 internal_error")
 		debounce    = fs.Duration("debounce", 100*time.Millisecond, "how long file changes must settle before a reload")
@@ -212,6 +214,13 @@ func serve(args []string, stderr io.Writer) error {
 			}()
 		}
 	}
+	var adminHandlers map[string]http.Handler
+	if *adminExpl {
+		if *adminAddr == "" {
+			return errors.New("--admin-explain needs --admin-addr: the analysis endpoints are served on the admin address only")
+		}
+		adminHandlers = server.ExplainHandlers(eng)
+	}
 	err = server.Run(ctx, server.Config{
 		GRPCAddr:             *grpcAddr,
 		HTTPAddr:             *httpAddr,
@@ -229,6 +238,7 @@ func serve(args []string, stderr io.Writer) error {
 		Reflection:           *reflect,
 		HTTP:                 httpLim,
 		StatusSections:       sections,
+		AdminHandlers:        adminHandlers,
 		StartUnready:         dsrc != nil,
 		Ready:                ready,
 	})

@@ -86,6 +86,11 @@ type Config struct {
 	// key (`tenantgate serve` adds "decision_log").
 	StatusSections map[string]func() any
 
+	// AdminHandlers are mounted on the admin address only (pattern ->
+	// handler), never on the decision address: `serve --admin-explain`
+	// puts ExplainHandlers here.
+	AdminHandlers map[string]http.Handler
+
 	// StartUnready serves even when the first load fails (a bundle not yet
 	// downloaded): /readyz answers 503 and every check is denied with 503
 	// internal_error until a reload publishes a snapshot. Off: a failed
@@ -327,7 +332,11 @@ func (s *Server) buildServers(lis listeners) servers {
 		srv.http.TLSConfig = s.cfg.TLS.ServerConfig("h2", "http/1.1")
 	}
 	if lis.admin != nil {
-		srv.admin = newHTTP(s.mux())
+		amux := s.mux()
+		for pattern, h := range s.cfg.AdminHandlers {
+			amux.Handle(pattern, h)
+		}
+		srv.admin = newHTTP(amux)
 	}
 	return srv
 }
