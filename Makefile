@@ -58,25 +58,35 @@ test-policy: deps ## opa test, with coverage of at least 90%
 	$(OPA) test --coverage --threshold 90 policies/ > /dev/null
 	$(OPA) test -v policies/ | tail -n 3
 
-# The proxy end-to-end tests (internal/e2e) run Debian's nginx and caddy.
+# The proxy end-to-end tests (internal/e2e) run Debian's nginx and caddy;
+# the bundle-distribution tests (internal/distribution) run nginx as a bundle
+# file server and docker-registry as the OCI registry.
 # Their services are not started on install (a temporary policy-rc.d): the
 # tests run their own instances on loopback ports.
 .PHONY: test-deps
-test-deps: ## install nginx and caddy for the proxy end-to-end tests, where missing (apt-get)
+test-deps: ## install nginx, caddy and docker-registry for the end-to-end and bundle tests, where missing (apt-get)
 	@export PATH="$$PATH:/usr/sbin:/sbin"; \
-	if command -v nginx >/dev/null && command -v caddy >/dev/null; then exit 0; fi; \
+	if command -v nginx >/dev/null && command -v caddy >/dev/null && command -v docker-registry >/dev/null; then exit 0; fi; \
 	sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
-	echo "installing nginx and caddy (apt-get) for the proxy end-to-end tests"; \
+	echo "installing nginx, caddy and docker-registry (apt-get) for the proxy and bundle-distribution tests"; \
 	norc=; if [ ! -e /usr/sbin/policy-rc.d ]; then norc=1; \
 		printf '#!/bin/sh\nexit 101\n' | $$sudo tee /usr/sbin/policy-rc.d >/dev/null; \
 		$$sudo chmod 755 /usr/sbin/policy-rc.d; fi; \
 	trap 'if [ -n "$$norc" ]; then $$sudo rm -f /usr/sbin/policy-rc.d; fi' EXIT; \
 	$$sudo apt-get update -qq; \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx caddy
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx caddy docker-registry
 
 .PHONY: test
-test: test-deps lint test-policy ## everything: lint, policy tests, Go tests with -race
+# The Go tests run twice: every package with the default evaluator (ir,
+# OPA's compiled plan run by internal/ireval), then every package whose
+# tests decide through the engine with OPA's own evaluator
+# (TENANTGATE_EVALUATOR=rego), so both evaluators pass the whole contract.
+REGO_PASS := ./cmd/... ./internal/engine/... ./internal/server/... ./internal/extauthz/... \
+	./internal/httpauthz/... ./internal/e2e/... ./internal/bundle/... ./internal/devtools/soak/...
+
+test: test-deps lint test-policy ## everything: lint, policy tests, Go tests with -race (with each evaluator)
 	$(GO) test -race -count=1 ./...
+	TENANTGATE_EVALUATOR=rego $(GO) test -race -count=1 $(REGO_PASS)
 
 # `go test ./...` above already runs a 5 s soak (internal/devtools/soak's default);
 # `make soak` runs it for SOAK, without -race so it measures throughput
@@ -93,6 +103,17 @@ FUZZTIME  ?= 30s
 .PHONY: soak
 soak: ## gRPC load while the tenant data flips, SOAK long (60s; e.g. SOAK=10m)
 	$(GO) test $(SOAKFLAGS) -count=1 -timeout 0 -run '^TestSoak$$' -v ./internal/devtools/soak -soak=$(SOAK)
+
+# `go test ./...` above already runs the fleet test with 20 sidecars;
+# `make fleet` runs it with FLEET_SIDECARS and prints the figures.
+#> make fleet: tenantgate processes in the fleet
+FLEET_SIDECARS ?= 20
+#> make fleet: max_delay_seconds of the plainly polling half
+FLEET_POLL_MAX ?= 3
+.PHONY: fleet
+fleet: ## fleet test: FLEET_SIDECARS tenantgate processes, one bundle server; prints convergence, failures, bad revisions
+	$(GO) test -count=1 -timeout 10m -run '^TestFleet$$' -v ./internal/devtools/fleet \
+		-fleet.sidecars=$(FLEET_SIDECARS) -fleet.poll-max=$(FLEET_POLL_MAX) | grep -v '^=== '
 
 .PHONY: fuzz
 fuzz: ## run every Go fuzz target in turn, FUZZTIME each (30s)

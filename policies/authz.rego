@@ -80,6 +80,11 @@ reason := "bad_path" if {
 	not computer_scope_allows
 } else := "allowed"
 
+# explain_order (at the end of this file) lists these rows for `tenantgate
+# explain`: a row added to, removed from or moved in the chain above must be
+# changed there too (test_explain_first_failing_row_is_the_reason checks the
+# two agree, and explain itself reports any disagreement).
+
 deny_status := object.get(tables.statuses, reason, 403)
 
 deny_headers := {"x-tenantgate-reason": reason, "www-authenticate": "Bearer"} if {
@@ -322,3 +327,147 @@ computer_qualifiers contains input.route.id if {
 	catalog_entry.id_is_computer == true
 	input.route.id
 }
+
+# ---------------------------------------------------------------------------
+# Explain: evaluated only by `tenantgate explain` and the admin /v1/explain,
+# never on the serving path (Go prepares only decision for that). The rows
+# name the very rules the reason chain tests, so an edit to a check shows in
+# explain with no Go change.
+
+# METADATA
+# title: Explain
+# description: |
+#   Every row of the decision order for this input, each with its result
+#   (pass, fail or not_reached: the first failure wins, so the rows after it
+#   are not reached), the facts the rows read, and the decision itself.
+# entrypoint: true
+explain := {
+	"rows": explain_rows,
+	"facts": explain_facts,
+	"decision": decision,
+}
+
+# The reason chain's rows in its order: the row of spec section 3, the rule
+# that must hold for the request to pass it (a "not " rule must not hold),
+# what it checks and the reason it denies with.
+explain_order := [
+	{"row": 1, "rule": "path_is_valid", "check": "the path passes the path checks", "reason": "bad_path"},
+	{"row": 2, "rule": "request_is_authenticated", "check": "a valid bearer JWT with a subject", "reason": "unauthenticated"},
+	{"row": 3, "rule": "user_is_known", "check": "the subject is a known user", "reason": "unknown_user"},
+	{"row": 3, "rule": "user_is_enabled", "check": "the user is not disabled", "reason": "user_disabled"},
+	{"row": 4, "rule": "customer_chain_is_active", "check": "no customer in the user's chain is disabled", "reason": "customer_disabled"},
+	{"row": 5, "rule": "method_is_allowed", "check": "the method is one of the six", "reason": "method_not_allowed"},
+	{"row": 6, "rule": "route_is_in_catalog", "check": "the path matches the grammar and the catalog", "reason": "no_route"},
+	{"row": 7, "rule": "target_is_within_tenant", "check": "the target is the user's customer or below it", "reason": "outside_tenant"},
+	{"row": 8, "rule": "module_is_available_to_target", "check": "the resource's module is available to the target's type", "reason": "module_unavailable"},
+	{"row": 9, "rule": "role_level_covers_access", "check": "the role's level on the functionality covers the access asked", "reason": "role_forbids"},
+	{"row": 10, "rule": "not owner_protection_forbids", "check": "owner protection: a write naming a company-owner comes from an owner at or above it", "reason": "role_forbids"},
+	{"row": 11, "rule": "not location_scope_leaves_own_customer", "check": "location scope: a location-limited user stays in its own customer", "reason": "outside_tenant"},
+	{"row": 11, "rule": "location_scope_allows", "check": "location scope: every location qualifier is the user's; a write names one", "reason": "location_forbidden"},
+	{"row": 12, "rule": "not computer_scope_leaves_own_customer", "check": "computer scope: a read-own user stays in its own customer", "reason": "outside_tenant"},
+	{"row": 12, "rule": "computer_scope_allows", "check": "computer scope: every computer qualifier is the user's; a collection read needs one", "reason": "computer_forbidden"},
+]
+
+# The rules of explain_order that hold for this input.
+explain_holding contains "path_is_valid" if path_is_valid
+
+explain_holding contains "request_is_authenticated" if request_is_authenticated
+
+explain_holding contains "user_is_known" if user_is_known
+
+explain_holding contains "user_is_enabled" if user_is_enabled
+
+explain_holding contains "customer_chain_is_active" if customer_chain_is_active
+
+explain_holding contains "method_is_allowed" if method_is_allowed
+
+explain_holding contains "route_is_in_catalog" if route_is_in_catalog
+
+explain_holding contains "target_is_within_tenant" if target_is_within_tenant
+
+explain_holding contains "module_is_available_to_target" if module_is_available_to_target
+
+explain_holding contains "role_level_covers_access" if role_level_covers_access
+
+explain_holding contains "not owner_protection_forbids" if not owner_protection_forbids
+
+explain_holding contains "not location_scope_leaves_own_customer" if not location_scope_leaves_own_customer
+
+explain_holding contains "location_scope_allows" if location_scope_allows
+
+explain_holding contains "not computer_scope_leaves_own_customer" if not computer_scope_leaves_own_customer
+
+explain_holding contains "computer_scope_allows" if computer_scope_allows
+
+# The index of the first row that fails; undefined when every row passes.
+explain_first_failure := min({i |
+	some i, row in explain_order
+	not row.rule in explain_holding
+})
+
+explain_rows := [object.union(row, {"result": explain_result(i, row)}) | some i, row in explain_order]
+
+explain_result(i, _) := "not_reached" if {
+	i > explain_first_failure
+} else := "pass" if {
+	explain_order[i].rule in explain_holding
+} else := "fail"
+
+# The facts the rows read, each present only where the input gives it.
+explain_facts["method"] := input.method
+
+explain_facts["access"] := access
+
+explain_facts["path_valid"] := input.path.valid
+
+explain_facts["subject"] := input.subject
+
+explain_facts["route"] := input.route
+
+explain_facts["location_qualifiers"] := input.route.locations
+
+explain_facts["computer_qualifiers"] := computer_qualifiers if count(computer_qualifiers) > 0
+
+explain_facts["user"] := object.filter(input.user, ["id", "role", "disabled", "locations", "computers"])
+
+explain_facts["user_customer"] := input.user.customer.id
+
+explain_facts["user_chain"] := input.user.customer.lineage
+
+explain_facts["disabled_in_chain"] := input.user.customer.suspended
+
+explain_facts["target"] := target
+
+explain_facts["functionality"] := catalog_entry.functionality
+
+explain_facts["module"] := catalog_entry.module
+
+explain_facts["module"] := "none" if resource_has_no_module
+
+explain_facts["module_available"] := tables.module_availability[catalog_entry.module][target.type]
+
+explain_facts["level"] := level
+
+explain_facts["level_grants"] := tables.level_grants[level]
+
+explain_facts["owner_protection"] := {"subject": input.route.id, "owners": {o |
+	some owner in protected_owners
+	o := {"id": owner.id, "customer": owner.customer.id, "requester_may_manage": owner in explain_manageable_owners}
+}} if {
+	write_names_a_user
+}
+
+explain_manageable_owners contains owner if {
+	some owner in protected_owners
+	requester_may_manage(owner)
+}
+
+explain_facts["location_limited"] := user_is_limited_to_locations
+
+explain_facts["read_own"] := level_is_read_own
+
+explain_facts["scope_headers_due"] := explain_due_headers if count(explain_due_headers) > 0
+
+explain_due_headers contains "x-tenantgate-locations" if location_header_is_due
+
+explain_due_headers contains "x-tenantgate-computers" if computer_header_is_due

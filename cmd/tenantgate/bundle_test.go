@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -395,6 +396,22 @@ func TestServeBuiltBundle(t *testing.T) {
 			}
 			if got := decide("erin@contoso.example", "PUT", "/api/v1/customers/contoso/company-info"); got != http.StatusForbidden {
 				t.Errorf("erin writing configuration: %d, want 403", got)
+			}
+			// /v1/status says what runs: the build, and the evaluator in use.
+			if resp, err := client.Get("http://tenantgate/v1/status"); err != nil {
+				t.Error(err)
+			} else {
+				var st struct {
+					Build     map[string]string `json:"build"`
+					Evaluator struct {
+						InUse string `json:"in_use"`
+					}
+				}
+				err := json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+				if err != nil || !strings.HasPrefix(st.Build["go"], "go1.") || st.Build["opa"] == "" || st.Evaluator.InUse == "" {
+					t.Errorf("/v1/status: %v %+v, want the build (go, opa) and the evaluator in use", err, st)
+				}
 			}
 			// serve stops on SIGTERM; its signal handler is registered
 			// before it listens, so the signal cannot end the test binary.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/bundle"
 	"github.com/tenantgate/tenantgate/internal/decisionlog"
+	"github.com/tenantgate/tenantgate/internal/distribution"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/metrics"
@@ -21,13 +23,85 @@ import (
 
 type identityFlags struct {
 	secretFile, jwksFile, issuer, audience string
+
+	// A key set fetched from an identity provider (tenantgate help identity).
+	jwksURL, oidcIssuer, caFile string
+	insecureHTTP, skipIssCheck  bool
+	remote                      identity.RemoteConfig // the intervals
+	startTimeout                time.Duration
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.secretFile, "jwt-hs256-secret-file", "", "file holding the HS256 secret (one trailing newline is ignored)")
 	fs.StringVar(&f.jwksFile, "jwks-file", "", "JWKS file with RS256/ES256/EdDSA public keys (hot-reloaded)")
-	fs.StringVar(&f.issuer, "jwt-issuer", "", "required iss claim (unchecked when empty)")
+	fs.StringVar(&f.issuer, "jwt-issuer", "", "required iss claim (unchecked when empty; with --oidc-issuer it defaults to the issuer)")
 	fs.StringVar(&f.audience, "jwt-audience", "", "required aud claim (unchecked when empty)")
+	fs.StringVar(&f.jwksURL, "jwks-url", "", "https:// URL of the identity provider's JWKS (RS256/ES256/EdDSA keys), kept fresh")
+	fs.StringVar(&f.oidcIssuer, "oidc-issuer", "", "OIDC issuer URL (e.g. https://keycloak.example/realms/portal): its /.well-known/openid-configuration names the JWKS URL, and tokens' iss must equal it")
+	fs.BoolVar(&f.skipIssCheck, "oidc-skip-issuer-check", false, "with --oidc-issuer, do not check tokens' iss against it (--jwt-issuer still applies)")
+	fs.StringVar(&f.caFile, "jwks-ca-file", "", "PEM CA bundle the provider's certificate must chain to (for an internal provider); empty: the system roots")
+	fs.BoolVar(&f.insecureHTTP, "jwks-insecure-http", false, "allow http:// for --jwks-url/--oidc-issuer to a host that is not loopback (keys in clear text: tests only)")
+	fs.DurationVar(&f.remote.MinRefresh, "jwks-refresh-min", identity.DefaultMinRefresh, "least time between two scheduled JWKS fetches; also the interval without a Cache-Control max-age, and the retry interval after a failed fetch")
+	fs.DurationVar(&f.remote.MaxRefresh, "jwks-refresh-max", identity.DefaultMaxRefresh, "most time between two JWKS fetches, whatever the Cache-Control max-age says: a key removed at the provider is refused within it")
+	fs.DurationVar(&f.remote.KidRefresh, "jwks-kid-refresh-interval", identity.DefaultKidRefresh, "least time between two JWKS fetches forced by tokens naming an unknown kid (a new key at the provider)")
+	fs.DurationVar(&f.startTimeout, "jwks-start-timeout", identity.DefaultStartTimeout, "how long start-up waits for the first key set of --jwks-url/--oidc-issuer before it exits with the error")
+}
+
+// remoteFlags are the flags that mean nothing without --jwks-url or
+// --oidc-issuer.
+var remoteFlags = []string{"oidc-skip-issuer-check", "jwks-ca-file", "jwks-insecure-http", "jwks-refresh-min", "jwks-refresh-max", "jwks-kid-refresh-interval", "jwks-start-timeout"}
+
+// remoteConfig checks the URL key set's flags and returns its config; ok is
+// false without --jwks-url and --oidc-issuer.
+func (f *identityFlags) remoteConfig(fs *flag.FlagSet, log *slog.Logger) (cfg identity.RemoteConfig, ok bool, err error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	switch {
+	case f.jwksURL != "" && f.oidcIssuer != "":
+		return cfg, false, errors.New("--jwks-url and --oidc-issuer both name the provider's keys: give one (--oidc-issuer finds the JWKS URL itself)")
+	case f.jwksURL == "" && f.oidcIssuer == "":
+		for _, n := range remoteFlags {
+			if set[n] {
+				return cfg, false, fmt.Errorf("--%s needs --jwks-url or --oidc-issuer", n)
+			}
+		}
+		return cfg, false, nil
+	case f.skipIssCheck && f.oidcIssuer == "":
+		return cfg, false, errors.New("--oidc-skip-issuer-check needs --oidc-issuer")
+	case f.startTimeout <= 0:
+		return cfg, false, fmt.Errorf("--jwks-start-timeout %v: must be positive", f.startTimeout)
+	case f.remote.MinRefresh < time.Second || f.remote.MaxRefresh < f.remote.MinRefresh:
+		return cfg, false, fmt.Errorf("--jwks-refresh-min %v, --jwks-refresh-max %v: want at least 1s, and max not below min", f.remote.MinRefresh, f.remote.MaxRefresh)
+	case f.remote.KidRefresh <= 0:
+		return cfg, false, fmt.Errorf("--jwks-kid-refresh-interval %v: must be positive", f.remote.KidRefresh)
+	}
+	cfg = f.remote
+	cfg.JWKSURL, cfg.Issuer, cfg.CAFile, cfg.Insecure, cfg.Logger = f.jwksURL, f.oidcIssuer, f.caFile, f.insecureHTTP, log
+	return cfg, true, nil
+}
+
+// startRemote starts the URL key set, if one is configured, and waits for
+// its first key set (--jwks-start-timeout). It returns nil without one.
+func (f *identityFlags) startRemote(ctx context.Context, fs *flag.FlagSet, log *slog.Logger, met *metrics.Metrics, ident *identity.Config) (*identity.RemoteKeys, error) {
+	cfg, ok, err := f.remoteConfig(fs, log)
+	if err != nil || !ok {
+		return nil, err
+	}
+	cfg.OnFetch = met.ObserveKeySet
+	what := "--jwks-url " + f.jwksURL
+	if f.oidcIssuer != "" {
+		what = "--oidc-issuer " + f.oidcIssuer
+	}
+	log.Info("waiting for the identity provider's keys", "source", engine.SourceJWKSURL, "provider", what, "timeout", f.startTimeout)
+	r, err := identity.StartRemote(ctx, cfg, f.startTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	ident.Remote = r
+	if f.oidcIssuer != "" && f.issuer == "" && !f.skipIssCheck {
+		ident.Issuer = r.Issuer()
+	}
+	return r, nil
 }
 
 func (f *identityFlags) config() identity.Config {
@@ -45,10 +119,20 @@ func (f *identityFlags) config() identity.Config {
 // for every application it serves; without an audience check, a token issued
 // for another of them is accepted here. (A secret file is this portal's own.)
 func (f *identityFlags) warnings() []string {
-	if f.jwksFile != "" && f.audience == "" {
-		return []string{"--jwks-file without --jwt-audience: a token these keys signed for any application is accepted; set --jwt-audience to this portal's audience"}
+	var out []string
+	if f.audience == "" {
+		for _, fl := range []struct{ name, value string }{{"jwks-file", f.jwksFile}, {"jwks-url", f.jwksURL}, {"oidc-issuer", f.oidcIssuer}} {
+			if fl.value != "" {
+				out = append(out, "--"+fl.name+" without --jwt-audience: a token these keys signed for any application is accepted; set --jwt-audience to this portal's audience")
+			}
+		}
 	}
-	return nil
+	return out
+}
+
+// hasKeys reports whether any key source is configured.
+func (f *identityFlags) hasKeys() bool {
+	return f.secretFile != "" || f.jwksFile != "" || f.jwksURL != "" || f.oidcIssuer != ""
 }
 
 func (f *identityFlags) files() []string {
@@ -234,4 +318,53 @@ func checkDirs(d engine.Dirs) error {
 		}
 	}
 	return nil
+}
+
+// configFlags read an OPA configuration file: a bundle from a server or an
+// OCI registry, status and decision-log reporting (internal/distribution).
+type configFlags struct {
+	path           string
+	startupTimeout time.Duration
+}
+
+func (f *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.path, "config", "", "OPA configuration file (YAML or JSON): services, bundles, keys, labels, status, decision_logs, persistence_directory, with OPA's meanings (tenantgate help bundles)")
+	fs.DurationVar(&f.startupTimeout, "bundle-startup-timeout", 2*time.Minute, "with a bundle in --config and nothing persisted: how long to wait for a first bundle to activate (/readyz 503 meanwhile) before exiting non-zero")
+}
+
+// load reads --config (nil without it) and refuses flags that contradict
+// it: a configured bundle is the data and the policies, so --bundle,
+// --data and --policies would name a second source.
+func (f *configFlags) load(fs *flag.FlagSet, log *slog.Logger) (*distribution.Config, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.path == "" {
+		if set["bundle-startup-timeout"] {
+			return nil, errors.New("--bundle-startup-timeout needs --config with a bundle")
+		}
+		return nil, nil
+	}
+	if f.startupTimeout <= 0 {
+		return nil, fmt.Errorf("--bundle-startup-timeout %v: must be positive", f.startupTimeout)
+	}
+	c, err := distribution.Load(f.path, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range c.Warnings {
+		log.Warn(w)
+	}
+	if c.Bundle == nil {
+		if set["bundle-startup-timeout"] {
+			return nil, fmt.Errorf("--bundle-startup-timeout: --config %s configures no bundle", f.path)
+		}
+		return c, nil
+	}
+	for _, n := range []string{"bundle", "data", "policies"} {
+		if set[n] {
+			return nil, fmt.Errorf("--%s conflicts with --config %s: it configures bundle %q, which holds the data and the policies; "+
+				"remove the flag, or the bundles section", n, f.path, c.BundleName)
+		}
+	}
+	return c, nil
 }

@@ -21,6 +21,10 @@ Usage:
   tenantgate serve    [flags]   serve ext_authz over gRPC and the HTTP mode, hot-reloading data and policies
   tenantgate validate [flags]   validate tenant data (and compile the policies); print every error; exit 1 on any
   tenantgate check    [flags]   decide one request for a named user, no token needed
+  tenantgate explain  [flags]   explain one request: each row of the decision order, the facts, the decision
+  tenantgate access   [flags]   a user's effective permissions over every customer and resource it reaches
+  tenantgate who-can  [flags]   every user one request would be allowed for, and the others by reason
+  tenantgate diff     [flags]   the access changes between two versions of data and/or policies (exit 1 on any)
   tenantgate tables   [flags]   print the customer-type and role tables from the policy itself
   tenantgate token    [flags]   mint an HS256 development token from the secret file
   tenantgate bundle build [flags] validate data and policies and pack them into a signed OPA bundle
@@ -60,6 +64,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return validate(rest, stdout, stderr)
 	case "check":
 		return check(rest, stdout, stderr)
+	case "explain":
+		return explain(rest, stdout, stderr)
+	case "access":
+		return access(rest, stdout, stderr)
+	case "who-can":
+		return whoCan(rest, stdout, stderr)
+	case "diff":
+		return diff(rest, stdout, stderr)
 	case "tables":
 		return tables(rest, stdout, stderr)
 	case "token":

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/tenantgate/tenantgate/internal/buildinfo"
+	"github.com/tenantgate/tenantgate/internal/distribution"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/metrics"
 	"github.com/tenantgate/tenantgate/internal/server"
@@ -29,6 +33,7 @@ func serve(args []string, stderr io.Writer) error {
 		dirs        engine.Dirs
 		grpcAddr    = fs.String("grpc-addr", "127.0.0.1:9191", "gRPC ext_authz address: host:port or unix:///path")
 		httpAddr    = fs.String("http-addr", "127.0.0.1:8181", "HTTP mode and admin address: host:port or unix:///path (keep it reachable by the proxy only)")
+		adminExpl   = fs.Bool("admin-explain", false, "also serve /v1/explain, /v1/access and /v1/who-can on --admin-addr (they reveal the tenant tree; never on the decision address)")
 		adminAddr   = fs.String("admin-addr", "", "optional plain-HTTP address serving only /healthz, /readyz, /metrics and /v1/status (never TLS, never decisions): for kubelet probes and scrapers that cannot reach loopback or present a client certificate; empty: off")
 		timeout     = fs.Duration("decision-timeout", 100*time.Millisecond, "deadline for one decision; an overrun denies with 503 internal_error")
 		debounce    = fs.Duration("debounce", 100*time.Millisecond, "how long file changes must settle before a reload")
@@ -39,6 +44,7 @@ func serve(args []string, stderr io.Writer) error {
 		maxStreams  = fs.Uint("grpc-max-concurrent-streams", 1024, "max concurrent gRPC streams per connection")
 		maxRecvSize = fs.Int("grpc-max-recv-msg-size", 1<<20, "max gRPC request size in bytes (of the decompressed request when gzip-compressed)")
 		reflect     = fs.Bool("grpc-reflection", false, "serve gRPC server reflection (for grpcurl without -proto); off: it lists every service and message to any client")
+		evaluator   = fs.String("evaluator", engine.DefaultEvaluator(), "ir (OPA's compiled plan of the policy, run by tenantgate: ~10x less CPU; used only when a build-time self-check finds it deciding exactly as OPA) or rego (OPA's own evaluator); /v1/status shows which is in use")
 		cacheSize   = fs.Int("decision-cache-size", engine.DefaultCacheSize, "decisions remembered per snapshot, keyed by subject, method and path (negative: off)")
 		gcPercent   = fs.Int("gc-percent", servingGCPercent(), "GOGC while serving (default $GOGC, else 100): the live heap is mostly the snapshot, so a higher value collects less often, trading memory for tail latency (tenantgate help performance)")
 	)
@@ -57,6 +63,8 @@ func serve(args []string, stderr io.Writer) error {
 	tf.register(fs)
 	var lf decisionLogFlags
 	lf.register(fs)
+	var cf configFlags
+	cf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -67,18 +75,31 @@ func serve(args []string, stderr io.Writer) error {
 	debug.SetGCPercent(*gcPercent)
 	dirs.Cache = tenant.NewCache()
 	var src engine.Source = dirs
+	dcfg, err := cf.load(fs, log)
+	if err != nil {
+		return err
+	}
+	var dsrc *distribution.Source
 	if b, err := bf.source(fs, log); err != nil {
 		return err
 	} else if b != nil {
 		src = b
+	} else if dcfg != nil && dcfg.Bundle != nil {
+		if dsrc, err = distribution.NewSource(dcfg, log); err != nil {
+			return err
+		}
+		src = dsrc
 	}
-	if idf.secretFile == "" && idf.jwksFile == "" {
-		return errors.New("serve needs --jwt-hs256-secret-file or --jwks-file (or both)")
+	if !idf.hasKeys() {
+		return errors.New("serve needs token keys: --jwt-hs256-secret-file, --jwks-file, --jwks-url or --oidc-issuer (several may be combined)")
 	}
-	if bf.opts.Path == "" {
+	if bf.opts.Path == "" && dsrc == nil {
 		if err := checkDirs(dirs); err != nil {
 			return err
 		}
+	}
+	if !engine.ValidEvaluator(*evaluator) {
+		return fmt.Errorf("--evaluator %q: want ir or rego", *evaluator)
 	}
 	if *debounce <= 0 {
 		// It is also the quiet interval that keeps half-written files out.
@@ -103,6 +124,17 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ident := idf.config()
 	met := metrics.New()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// Before anything listens: without the provider's first key set no
+	// token it signs could be verified (--jwks-start-timeout).
+	remote, err := idf.startRemote(ctx, fs, log, met, &ident)
+	if err != nil {
+		return err
+	}
+	if remote != nil {
+		defer remote.Close()
+	}
 	tlsFiles, err := tf.reloader(log)
 	if err != nil {
 		return err
@@ -112,22 +144,44 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var sections map[string]func() any
+	sections := map[string]func() any{"build": func() any { return buildinfo.Get() }}
 	if dlog != nil {
 		observer = engine.Observers{met, dlog}
-		sections = map[string]func() any{"decision_log": decisionLogStatus(lf.path, dlog)}
+		sections["decision_log"] = decisionLogStatus(lf.path, dlog)
+	}
+	// A reload only uses files left unchanged for the debounce interval
+	// around its read, so a write that starts mid-read is never served.
+	// Each source (data, policies, each key file) settles on its own.
+	engSrc := settle.Wrap(src, *debounce)
+	var reporters *distribution.Reporters
+	if dcfg != nil {
+		if reporters, err = distribution.StartReporters(ctx, dcfg, log); err != nil {
+			return err
+		}
+		defer stopReporters(reporters)
+		if reporters.Logging() {
+			observer = append(engine.Observers{observer}, reporters)
+		}
+		if err := met.Register(distribution.Collector{Source: dsrc, Reporters: reporters}); err != nil {
+			return err
+		}
+	}
+	if dsrc != nil {
+		// The downloaded bundle is read as it is (no file to settle); the
+		// key files beside it still settle.
+		dsrc.Settler, _ = engSrc.(engine.Settler)
+		engSrc = dsrc
+		sections["bundles"] = func() any { return dsrc.Status() }
 	}
 	eng := engine.New(engine.Options{
-		// A reload only uses files left unchanged for the debounce interval
-		// around its read, so a write that starts mid-read is never served.
-		// Each source (data, policies, each key file) settles on its own.
-		Source:    settle.Wrap(src, *debounce),
+		Source:    engSrc,
 		Identity:  &ident,
 		Timeout:   *timeout,
 		Logger:    log,
 		Observer:  observer,
 		CacheSize: *cacheSize,
 		DryRun:    lf.dryRun,
+		Evaluator: *evaluator,
 		BuildHook: buildGC,
 	})
 	for _, a := range []struct{ flag, addr string }{{"grpc-addr", *grpcAddr}, {"http-addr", *httpAddr}, {"admin-addr", *adminAddr}} {
@@ -138,8 +192,35 @@ func serve(args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	var ready func(server.Addrs)
+	var timedOut atomic.Bool // --bundle-startup-timeout passed with no bundle
+	if dsrc != nil {
+		dsrc.Attach(eng, reporters.BundleStatus)
+		persisted := dsrc.LoadPersisted()
+		defer dsrc.Start(ctx)()
+		ready = func(server.Addrs) { dsrc.Observed() }
+		if !persisted {
+			go func() {
+				t := time.NewTimer(cf.startupTimeout)
+				defer t.Stop()
+				select {
+				case <-dsrc.Activated():
+				case <-ctx.Done():
+				case <-t.C:
+					log.Error("no bundle activated in time; exiting", "bundle-startup-timeout", cf.startupTimeout)
+					timedOut.Store(true)
+					stop()
+				}
+			}()
+		}
+	}
+	var adminHandlers map[string]http.Handler
+	if *adminExpl {
+		if *adminAddr == "" {
+			return errors.New("--admin-explain needs --admin-addr: the analysis endpoints are served on the admin address only")
+		}
+		adminHandlers = server.ExplainHandlers(eng)
+	}
 	err = server.Run(ctx, server.Config{
 		GRPCAddr:             *grpcAddr,
 		HTTPAddr:             *httpAddr,
@@ -157,7 +238,14 @@ func serve(args []string, stderr io.Writer) error {
 		Reflection:           *reflect,
 		HTTP:                 httpLim,
 		StatusSections:       sections,
+		AdminHandlers:        adminHandlers,
+		StartUnready:         dsrc != nil,
+		Ready:                ready,
 	})
+	if timedOut.Load() {
+		err = errors.Join(err, fmt.Errorf("--config %s: no revision of bundle %q activated within --bundle-startup-timeout %v (see the errors above)",
+			cf.path, dcfg.BundleName, cf.startupTimeout))
+	}
 	if dlog != nil {
 		// After Run: every in-flight decision has been observed.
 		err = errors.Join(err, dlog.Close())
@@ -176,4 +264,11 @@ func servingGCPercent() int {
 		return n
 	}
 	return 100
+}
+
+// stopReporters flushes the status and decision-log uploads, bounded.
+func stopReporters(r *distribution.Reporters) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.Stop(ctx)
 }

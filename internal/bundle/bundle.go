@@ -146,6 +146,8 @@ type Contents struct {
 	Policies []policy.File
 	Revision string // the manifest's revision
 	Verified bool   // false only with InsecureSkipVerification
+	// DataFiles is how many data files the bundle holds.
+	DataFiles int
 }
 
 // Load implements engine.Source.
@@ -176,9 +178,42 @@ func (s *Source) Read(ctx context.Context) (*Contents, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Contents{Revision: b.Manifest.Revision, Verified: !s.opts.InsecureSkipVerification}
+	files, ok := rawTenantFiles(&b)
+	if !ok {
+		// Not the layout bundle build writes: OPA reads it whole, checks
+		// its roots, and the data is looked at as it decoded it.
+		if b, err = s.readVerified(false); err != nil {
+			return nil, err
+		}
+	}
+	c, err := decode(s.opts.Path, &b, files)
+	if err != nil {
+		return nil, err
+	}
+	c.Verified = !s.opts.InsecureSkipVerification
+	s.opts.Logger.Info("bundle read", "bundle", s.opts.Path, "revision", c.Revision, "verified", c.Verified,
+		"policies", len(c.Policies), "data_files", c.DataFiles)
+	return c, nil
+}
+
+// Decode turns a bundle OPA's reader has read (and verified: Decode checks
+// no signature) into tenant data and policies, validated as a data
+// directory is. name is where it came from (a file, a bundle name and URL)
+// and starts every error. The file source and the downloaded bundles
+// (internal/distribution) share it, so a bundle is checked the same way
+// wherever it comes from.
+func Decode(name string, b *opabundle.Bundle) (*Contents, error) {
+	files, _ := rawTenantFiles(b)
+	return decode(name, b, files)
+}
+
+// decode is Decode with the tenant files already taken from a lazily read
+// bundle's raw data.json (rawTenantFiles), or nil to take them from b.Data.
+func decode(name string, b *opabundle.Bundle, files []tenant.File) (*Contents, error) {
+	d := decoder{name: name}
+	c := &Contents{Revision: b.Manifest.Revision}
 	if len(b.WasmModules) > 0 || len(b.PlanModules) > 0 {
-		return nil, s.errorf("holds Wasm or plan modules; tenantgate evaluates Rego only")
+		return nil, d.errorf("holds Wasm or plan modules; tenantgate evaluates Rego only")
 	}
 	for _, m := range b.Modules {
 		name := "/" + strings.TrimPrefix(m.Path, "/")
@@ -188,25 +223,25 @@ func (s *Source) Read(ctx context.Context) (*Contents, error) {
 		c.Policies = append(c.Policies, policy.File{Name: "bundle:" + name, Content: m.Raw})
 	}
 	if len(c.Policies) == 0 {
-		return nil, s.errorf("no policies (.rego files)")
+		return nil, d.errorf("no policies (.rego files)")
 	}
-	files, ok := s.rawTenantFiles(b)
-	if !ok {
-		// Not the layout bundle build writes: OPA reads it whole, checks
-		// its roots, and the data is looked at as it decoded it.
-		if b, err = s.readVerified(false); err != nil {
-			return nil, err
-		}
-		if files, err = s.tenantFiles(b.Data); err != nil {
+	var err error
+	if files == nil {
+		if files, err = d.tenantFiles(b.Data); err != nil {
 			return nil, err
 		}
 	}
 	if c.Data, err = tenant.Load(files); err != nil {
-		return nil, s.errorf("%w", withoutLines(err, files))
+		return nil, d.errorf("%w", withoutLines(err, files))
 	}
-	s.opts.Logger.Info("bundle read", "bundle", s.opts.Path, "revision", c.Revision, "verified", c.Verified,
-		"policies", len(c.Policies), "data_files", len(files))
+	c.DataFiles = len(files)
 	return c, nil
+}
+
+type decoder struct{ name string }
+
+func (d decoder) errorf(format string, args ...any) error {
+	return fmt.Errorf("bundle %s: "+format, append([]any{d.name}, args...)...)
 }
 
 func (s *Source) errorf(format string, args ...any) error {
@@ -339,7 +374,7 @@ func (s *Source) key() (*opabundle.KeyConfig, error) {
 // and gigabytes. ok is false for any other layout, or anything unexpected
 // in this one; the caller then reads the bundle as OPA decodes it, which
 // gives the same files or the errors tenantFiles gives.
-func (s *Source) rawTenantFiles(b opabundle.Bundle) (files []tenant.File, ok bool) {
+func rawTenantFiles(b *opabundle.Bundle) (files []tenant.File, ok bool) {
 	var raw []byte
 	n := 0
 	for _, r := range b.Raw {
@@ -495,7 +530,7 @@ func skipJSONObject(raw []byte, i int) (int, bool) {
 // tenantFiles turns /tenantgate/tenants/<name> into one tenant.File per
 // name. Data anywhere else is refused: nothing would read it, so it can
 // only be a mistake in how the bundle was built.
-func (s *Source) tenantFiles(data map[string]any) ([]tenant.File, error) {
+func (s decoder) tenantFiles(data map[string]any) ([]tenant.File, error) {
 	for k := range data {
 		if k != Root {
 			return nil, s.errorf("unexpected data at /%s: tenant data belongs under /%s/%s/<file>", k, Root, TenantsKey)

@@ -33,8 +33,7 @@ func TestRawTenantFiles(t *testing.T) {
 	if err := util.UnmarshalJSON(raw, &decoded); err != nil {
 		t.Fatal(err)
 	}
-	s := &Source{}
-	dfiles, err := s.tenantFiles(decoded)
+	dfiles, err := decoder{name: "b"}.tenantFiles(decoded)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,8 @@ const (
 	// HeaderDryRunDeny carries, in dry-run mode, the reason a request that
 	// was let through would have been denied with.
 	HeaderDryRunDeny = "x-tenantgate-dry-run-deny"
+	// HeaderWWWAuthenticate is the challenge of a 401 (RFC 6750).
+	HeaderWWWAuthenticate = "www-authenticate"
 )
 
 // HeaderNames lists every x-tenantgate-* header tenantgate itself sets.
@@ -193,4 +195,23 @@ func (d Decision) Header(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// WithHeader returns d with the header name set to value: replaced where d
+// has it, added where not. d's own header slice is left as it was (a
+// decision may be cached and shared).
+func (d Decision) WithHeader(name, value string) Decision {
+	hs := make([]Header, 0, len(d.Headers)+1)
+	found := false
+	for _, h := range d.Headers {
+		if h.Name == name {
+			h.Value, found = value, true
+		}
+		hs = append(hs, h)
+	}
+	if !found {
+		hs = append(hs, Header{Name: name, Value: value})
+	}
+	d.Headers = hs
+	return d
 }

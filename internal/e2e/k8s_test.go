@@ -207,10 +207,13 @@ func checkKubernetes(t *testing.T, ms []manifest, serve map[string]serveFlag, na
 				t.Errorf("--%s is not a flag of tenantgate serve", name)
 			}
 		}
-		for _, name := range []string{"data", "policies", "jwt-hs256-secret-file", "grpc-addr"} {
+		for _, name := range []string{"data", "policies", "grpc-addr"} {
 			if flags[name] == "" {
 				t.Errorf("the container does not set --%s", name)
 			}
+		}
+		if flags["jwt-hs256-secret-file"] == "" && flags["oidc-issuer"] == "" && flags["jwks-url"] == "" {
+			t.Error("the container sets no token keys (--oidc-issuer, --jwks-url or --jwt-hs256-secret-file)")
 		}
 	})
 
@@ -245,7 +248,20 @@ func checkKubernetes(t *testing.T, ms []manifest, serve map[string]serveFlag, na
 		}
 	})
 
+	t.Run("identity provider", func(t *testing.T) {
+		iss := flags["oidc-issuer"]
+		if iss == "" {
+			return // keys from a secret file, checked below
+		}
+		if !strings.HasPrefix(iss, "https://") || flags["jwt-audience"] == "" {
+			t.Errorf("--oidc-issuer %q, --jwt-audience %q: want an https issuer and an audience", iss, flags["jwt-audience"])
+		}
+	})
+
 	t.Run("secret from a Secret", func(t *testing.T) {
+		if flags["jwt-hs256-secret-file"] == "" {
+			return // keys from the identity provider, checked above
+		}
 		kind, _ := mountOf(t, path.Dir(flags["jwt-hs256-secret-file"]))
 		if kind != "secret" {
 			t.Errorf("--jwt-hs256-secret-file %s is in a %s, want a Secret", flags["jwt-hs256-secret-file"], kind)

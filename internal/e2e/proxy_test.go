@@ -17,6 +17,7 @@ import (
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/httpauthz"
+	"github.com/tenantgate/tenantgate/internal/identity"
 )
 
 // proxyCase is one request through a proxy and what must come of it.
@@ -177,7 +178,7 @@ func TestProxies(t *testing.T) {
 					r := p.send(t, tc.method, tc.target, h, tc.body)
 					got := up.requests(id)
 					if tc.status != http.StatusOK {
-						checkDeny(t, p, r, tc.status, tc.reason)
+						checkDeny(t, p, r, tc.status, tc.reason, h["Authorization"])
 						if len(got) != 0 {
 							t.Errorf("a denied request reached the upstream: %+v", got)
 						}
@@ -197,8 +198,10 @@ func TestProxies(t *testing.T) {
 }
 
 // checkDeny checks a deny as the client sees it: the status, the reason
-// header (once), the JSON body and, on a 401, WWW-Authenticate: Bearer.
-func checkDeny(t *testing.T, p *proxy, r reply, status int, reason string) {
+// header (once), the JSON body and, on a 401, WWW-Authenticate: Bearer,
+// with error="invalid_token" when the client sent a bearer token (auth is
+// the Authorization it sent).
+func checkDeny(t *testing.T, p *proxy, r reply, status int, reason, auth string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d (reason %q, body %q)\n%s", r.status, status, r.header.Values("X-Tenantgate-Reason"), r.body, p.logs())
@@ -220,6 +223,9 @@ func checkDeny(t *testing.T, p *proxy, r reply, status int, reason string) {
 	wantAuth := []string(nil)
 	if status == http.StatusUnauthorized {
 		wantAuth = []string{"Bearer"}
+		if identity.BearerSent(auth) {
+			wantAuth = []string{`Bearer error="invalid_token"`}
+		}
 	}
 	if got := r.header.Values("Www-Authenticate"); strings.Join(got, "|") != strings.Join(wantAuth, "|") {
 		t.Errorf("www-authenticate %q, want %q", got, wantAuth)
@@ -364,7 +370,7 @@ func TestProxiesFailClosed(t *testing.T) {
 						}
 						return
 					}
-					checkDeny(t, p, r, tc.status, tc.reason)
+					checkDeny(t, p, r, tc.status, tc.reason, "Bearer x")
 				})
 			}
 		})

@@ -228,7 +228,7 @@ func TestContractThroughProxies(t *testing.T) {
 						return
 					}
 					if tc.status != 200 {
-						checkDeny(t, p, r, tc.status, tc.reason)
+						checkDeny(t, p, r, tc.status, tc.reason, h["Authorization"])
 						if len(got) != 0 {
 							t.Errorf("a denied request reached the upstream: %+v", got)
 						}

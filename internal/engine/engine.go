@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/identity"
+	"github.com/tenantgate/tenantgate/internal/route"
 )
 
 // Request is what the front ends (gRPC ext_authz, HTTP mode) extract from a
@@ -101,6 +103,7 @@ type Engine struct {
 	src     sources    // each source's last good version and state
 	lastErr atomic.Pointer[reloadError]
 	reloads atomic.Uint64
+	causes  causeLog // why tokens and paths were refused, rate-limited
 	// lastEval is the last policy's evaluator, reused while the policy
 	// is unchanged (evaluator.go); only Reload touches it, under mu.
 	lastEval evaluatorChoice
@@ -203,8 +206,8 @@ type Status struct {
 	LastErrorAt time.Time `json:"last_reload_error_at,omitzero"`
 	Ready       bool      `json:"ready"`
 	// Sources is each source's state by name (SourceData, SourcePolicies or
-	// SourceBundle, SourceHS256Secret, SourceJWKS): each keeps its own last
-	// good version.
+	// SourceBundle, SourceHS256Secret, SourceJWKS, SourceJWKSURL): each
+	// keeps its own last good version.
 	Sources map[string]SourceStatus `json:"sources"`
 	// Evaluator is which evaluator the snapshot in force decides with.
 	Evaluator *EvaluatorStatus `json:"evaluator,omitempty"`
@@ -213,10 +216,7 @@ type Status struct {
 // Status reports the snapshot in force, each source's state, and the last
 // reload's errors, if a source failed in it.
 func (e *Engine) Status() Status {
-	st := Status{Reloads: e.reloads.Load(), Files: []string{}, Sources: map[string]SourceStatus{}}
-	if m := e.src.shown.Load(); m != nil {
-		st.Sources = *m
-	}
+	st := Status{Reloads: e.reloads.Load(), Files: []string{}, Sources: e.sourceStates()}
 	if s := e.current.Load(); s != nil {
 		st.Ready = true
 		st.Revision = s.Revision
@@ -261,7 +261,9 @@ func (e *Engine) Check(ctx context.Context, req *Request) (res Result) {
 	if s.Verifier != nil {
 		var err error
 		if sub, err = s.Verifier.Subject(req.Authorization, start); err != nil && req.Authorization != "" {
-			e.opts.Logger.Debug("token rejected", "error", err, "revision", s.Revision)
+			// The cause only: the error may quote claims, and a log line
+			// must never carry anything of the token.
+			e.causes.log(e.opts.Logger, identity.Cause(err), "token refused")
 		}
 	}
 	key, cacheable := keyFor(sub, req)
@@ -274,6 +276,7 @@ func (e *Engine) Check(ctx context.Context, req *Request) (res Result) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	res, err := s.DecideAs(ctx, sub, req)
+	defer e.explainDeny(req, &res)
 	if err != nil {
 		e.opts.Logger.Error("decision failed; denying", "error", err, "method", req.Method,
 			"path", req.Path, "revision", s.Revision)
@@ -316,4 +319,23 @@ func dryRunAllow(res Result) Result {
 		Headers: []decision.Header{{Name: decision.HeaderDryRunDeny, Value: res.Denied.Reason}},
 	}
 	return res
+}
+
+// explainDeny finishes a deny the policy decided for the client and the
+// operator. A 401 to a request that carried a bearer token gets RFC 6750's
+// error="invalid_token" in its challenge (the policy answers every 401 with
+// a bare "Bearer", as it does not see the header). A bad_path deny logs
+// which path check it failed (the check and the byte offset, never the path).
+func (e *Engine) explainDeny(req *Request, res *Result) {
+	switch res.Reason {
+	case decision.ReasonUnauthenticated:
+		if identity.BearerSent(req.Authorization) {
+			res.Decision = res.Decision.WithHeader(decision.HeaderWWWAuthenticate, `Bearer error="invalid_token"`)
+		}
+	case decision.ReasonBadPath:
+		var pe *route.PathError
+		if _, err := route.Segments(req.Path, nil); errors.As(err, &pe) {
+			e.causes.log(e.opts.Logger, "bad_path: "+pe.Err.Error(), "path refused", "offset", pe.Offset)
+		}
+	}
 }

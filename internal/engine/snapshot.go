@@ -32,12 +32,17 @@ type Snapshot struct {
 	Data     *tenant.Data
 	Policy   *policy.Policy
 	Verifier *identity.Verifier
-	Revision string    // short hex digest over the data and policies (keys are not part of it)
+	// Revision is a short hex digest over the data and policies (keys are
+	// not part of it), or a RevisionedSource's own revision (a bundle's).
+	Revision string
 	Built    time.Time // when it was built
 	// BuildTime is how long Build took: read, parse, validate and index the
 	// data, compile the policies, load the keys.
 	BuildTime time.Duration
 	Files     []string // every file it was built from
+
+	// sourceRev is the RevisionedSource's revision it was built from, "": none.
+	sourceRev string
 
 	cache *decisionCache // set by Engine.Reload before publishing; nil: no caching
 

@@ -31,6 +31,11 @@ const (
 	SourceBundle      = "bundle"
 	SourceHS256Secret = "hs256_secret" // identity.Config.HS256SecretFile
 	SourceJWKS        = "jwks"         // identity.Config.JWKSFile
+	// SourceJWKSURL is identity.Config.Remote, a key set fetched from a
+	// URL. It is not read by reloads: its own refreshes publish its keys
+	// to the verifiers directly (identity.RemoteKeys), so it and the
+	// other sources never wait on each other. Status shows its state.
+	SourceJWKSURL = "jwks_url"
 )
 
 // SplitSource is a Source whose tenant data and policies are read apart,
@@ -41,6 +46,16 @@ type SplitSource interface {
 	LoadPolicies(ctx context.Context) ([]policy.File, error)
 	DataWatched() []string     // the files and directories LoadData reads
 	PoliciesWatched() []string // the files and directories LoadPolicies reads
+}
+
+// RevisionedSource is a Source whose versions name their own revision (a
+// downloaded bundle's manifest revision). The snapshot built from such a
+// version takes it as its Revision, so /v1/status, the metrics and every
+// decision log line show the revision the bundle server published instead
+// of a digest nobody else knows.
+type RevisionedSource interface {
+	Source
+	LoadRevision(ctx context.Context) (*tenant.Data, []policy.File, string, error)
 }
 
 // Settler is a Source that keeps a read from files caught mid-change
@@ -66,6 +81,42 @@ type SourceStatus struct {
 	LoadedAt    time.Time `json:"loaded_at,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+
+	// A URL key set (SourceJWKSURL) also shows where it comes from, its
+	// latest fetch and the key ids in force (and the keys it skips).
+	URL         string    `json:"url,omitempty"`
+	Issuer      string    `json:"issuer,omitempty"`
+	LastFetchAt time.Time `json:"last_fetch_at,omitzero"`
+	KeyIDs      []string  `json:"key_ids,omitempty"`
+	SkippedKeys []string  `json:"skipped_keys,omitempty"`
+}
+
+// RemoteSourceStatus is a URL key set's state as a SourceStatus.
+func RemoteSourceStatus(st identity.RemoteStatus) SourceStatus {
+	return SourceStatus{
+		OK: st.OK, Revision: st.Revision, LoadedAt: st.LoadedAt, LastError: st.LastError, LastErrorAt: st.LastErrorAt,
+		URL: st.URL, Issuer: st.Issuer, LastFetchAt: st.LastFetchAt, KeyIDs: st.KeyIDs, SkippedKeys: st.Skipped,
+	}
+}
+
+// sourceStates is Status.Sources: the reloaded sources' states as the last
+// reload left them, and the URL key set's as of now.
+func (e *Engine) sourceStates() map[string]SourceStatus {
+	var m map[string]SourceStatus
+	if p := e.src.shown.Load(); p != nil {
+		m = *p
+	}
+	if id := e.opts.Identity; id != nil && id.Remote != nil {
+		m = maps.Clone(m)
+		if m == nil {
+			m = map[string]SourceStatus{}
+		}
+		m[SourceJWKSURL] = RemoteSourceStatus(id.Remote.Status())
+	}
+	if m == nil {
+		m = map[string]SourceStatus{}
+	}
+	return m
 }
 
 // SourceObserver is an Observer that also wants each source's state after
@@ -91,6 +142,7 @@ type versions struct {
 	pol    *policy.Policy
 	secret *identity.KeyFile
 	jwks   *identity.KeyFile
+	rev    string // a RevisionedSource's revision of data and pol; "": none
 }
 
 // sources is the engine's per-source state. Everything but shown is only
@@ -130,7 +182,16 @@ func (e *Engine) parts() []part {
 			}})
 	} else {
 		ps = append(ps, part{name: SourceBundle, read: func(ctx context.Context, v *versions) error {
-			data, files, err := e.opts.Source.Load(ctx)
+			var (
+				data  *tenant.Data
+				files []policy.File
+				err   error
+			)
+			if rs, ok := e.opts.Source.(RevisionedSource); ok {
+				data, files, v.rev, err = rs.LoadRevision(ctx)
+			} else {
+				data, files, err = e.opts.Source.Load(ctx)
+			}
 			if err != nil {
 				return err
 			}
@@ -234,6 +295,11 @@ func (e *Engine) rebuild(ctx context.Context) (*Snapshot, error) {
 		if r.v.pol != nil && (cand.pol == nil || r.v.pol.Digest() != cand.pol.Digest()) {
 			cand.pol, changed[r.name] = r.v.pol, true
 		}
+		if r.v.data != nil && r.v.rev != cand.rev {
+			// Same content under a new revision is still a new version: the
+			// server says which revision is in force.
+			cand.rev, changed[r.name] = r.v.rev, true
+		}
 		if r.v.secret != nil && (cand.secret == nil || r.v.secret.Digest() != cand.secret.Digest()) {
 			cand.secret, changed[r.name] = r.v.secret, true
 		}
@@ -249,7 +315,7 @@ func (e *Engine) rebuild(ctx context.Context) (*Snapshot, error) {
 		if s != nil {
 			// The composition published keeps its data and policies as the
 			// last good ones; a blamed source keeps its older version.
-			cand.data, cand.pol = s.Data, s.Policy
+			cand.data, cand.pol, cand.rev = s.Data, s.Policy, s.sourceRev
 			src.good = cand
 		}
 	} else {
@@ -279,12 +345,12 @@ func (e *Engine) rebuild(ctx context.Context) (*Snapshot, error) {
 	if s != nil {
 		cur := src.published
 		differs := e.current.Load() == nil || cur.data != s.Data || cur.pol != s.Policy ||
-			cur.secret != cand.secret || cur.jwks != cand.jwks
+			cur.secret != cand.secret || cur.jwks != cand.jwks || cur.rev != cand.rev
 		// All sources current: published as before this change, even
 		// unchanged (a reload someone asked for gives fresh caches).
 		// Otherwise only when a good source brought something new.
 		if differs || err == nil {
-			src.published = versions{data: s.Data, pol: s.Policy, secret: cand.secret, jwks: cand.jwks}
+			src.published = versions{data: s.Data, pol: s.Policy, secret: cand.secret, jwks: cand.jwks, rev: cand.rev}
 			s.BuildTime = time.Since(start)
 		} else {
 			s = nil
@@ -321,7 +387,7 @@ func (e *Engine) composeOrFallBack(ctx context.Context, old, cand versions, chan
 	if _, split := e.opts.Source.(SplitSource); !split {
 		blame := []sourceError{{SourceBundle, fmt.Errorf("its data and policies do not work together: %w", err)}}
 		if changed[SourceBundle] && old.data != nil {
-			cand.data, cand.pol = old.data, old.pol
+			cand.data, cand.pol, cand.rev = old.data, old.pol, old.rev
 			if s, _ := e.compose(ctx, cand); s != nil {
 				return s, blame
 			}
@@ -380,6 +446,9 @@ func (e *Engine) compose(ctx context.Context, v versions) (*Snapshot, error) {
 		}
 	}
 	s := assemble(v.data, v.pol, ver)
+	if v.rev != "" {
+		s.Revision, s.sourceRev = v.rev, v.rev
+	}
 	if err := e.probe(ctx, s); err != nil {
 		return nil, err
 	}
@@ -466,6 +535,9 @@ func revision(name string, v versions) string {
 	case name == SourcePolicies && v.pol != nil:
 		d = v.pol.Digest()
 	case name == SourceBundle && v.data != nil && v.pol != nil:
+		if v.rev != "" {
+			return v.rev
+		}
 		return revisionOf(v.data, v.pol) // the snapshot's revision
 	case name == SourceJWKS && v.jwks != nil:
 		d = v.jwks.Digest()

@@ -42,6 +42,11 @@ func (w *validity) check(now time.Time) error {
 type entry struct {
 	sub string
 	validity
+	// gen is the generation of the URL key set whose key verified the
+	// token (0: a file's key): once another set is in force, the token is
+	// verified again, so a key removed at the provider stops working at
+	// the refresh that removed it.
+	gen uint64
 }
 
 type shard struct {

@@ -54,6 +54,10 @@ type Config struct {
 	Issuer          string        // checked when non-empty
 	Audience        string        // checked when non-empty
 	Leeway          time.Duration // clock leeway for exp and nbf; capped at 60s
+	// Remote is a key set fetched from a URL (--jwks-url, --oidc-issuer),
+	// shared by the verifiers of every snapshot: its refreshes take effect
+	// at once, without a reload.
+	Remote *RemoteKeys
 }
 
 // Verifier checks bearer tokens against the keys it was loaded with. It is
@@ -66,6 +70,7 @@ type Verifier struct {
 	issuer   string
 	audience string
 	leeway   time.Duration
+	remote   *RemoteKeys // nil without a URL key set
 	cache    *tokenCache
 }
 
@@ -104,6 +109,7 @@ func NewVerifier(cfg Config, files ...*KeyFile) (*Verifier, error) {
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		leeway:   min(cfg.Leeway, maxLeeway),
+		remote:   cfg.Remote,
 		cache:    newTokenCache(),
 	}
 	for _, kf := range files {
@@ -129,8 +135,8 @@ func NewVerifier(cfg Config, files ...*KeyFile) (*Verifier, error) {
 		}
 		v.files = append(v.files, kf.path)
 	}
-	if len(v.files) == 0 {
-		return nil, errors.New("no JWT key file: set an HS256 secret file, a JWKS file or both")
+	if len(v.files) == 0 && v.remote == nil {
+		return nil, errors.New("no JWT key file: set an HS256 secret file, a JWKS file or both (or a JWKS URL or an OIDC issuer)")
 	}
 	return v, nil
 }
@@ -153,7 +159,9 @@ func (v *Verifier) Subject(authorization string, now time.Time) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if e, ok := v.cache.get(token); ok {
+	// An entry verified with a URL key set other than the one in force is
+	// verified again: its key may be gone.
+	if e, ok := v.cache.get(token); ok && (e.gen == 0 || e.gen == v.remote.gen()) {
 		if err := e.check(now); err != nil {
 			if errors.Is(err, errExpired) {
 				v.cache.remove(token)
@@ -240,7 +248,9 @@ func (v *Verifier) verify(token string) (entry, error) {
 	case err != nil:
 		return entry{}, fmt.Errorf("%w: %w", errSignature, err)
 	}
-	return v.claims(payload)
+	e, err := v.claims(payload)
+	e.gen = picker.gen
+	return e, err
 }
 
 // claims checks the claims of a verified payload, all but the time window,
@@ -284,17 +294,19 @@ func (v *Verifier) claims(payload []byte) (entry, error) {
 // token's alg.
 type keyPicker struct {
 	v      *Verifier
-	called bool  // the token parsed far enough to ask for keys
-	err    error // why no key fits, when none does
+	called bool   // the token parsed far enough to ask for keys
+	err    error  // why no key fits, when none does
+	gen    uint64 // the URL key set generation a key was offered from; 0: none
 }
 
 func (p *keyPicker) FetchKeys(_ context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
 	p.called = true
-	p.err = p.v.pickKeys(sink, sig.ProtectedHeaders())
+	p.err = p.pickKeys(sink, sig.ProtectedHeaders())
 	return p.err
 }
 
-func (v *Verifier) pickKeys(sink jws.KeySink, h jws.Headers) error {
+func (p *keyPicker) pickKeys(sink jws.KeySink, h jws.Headers) error {
+	v := p.v
 	alg, ok := h.Algorithm()
 	if !ok {
 		return fmt.Errorf("%w: no alg", errAlg)
@@ -309,14 +321,27 @@ func (v *Verifier) pickKeys(sink jws.KeySink, h jws.Headers) error {
 		sink.Key(jwa.HS256(), v.secret)
 		return nil
 	case "RS256", "ES256", "EdDSA":
-		if v.keys == nil {
-			return fmt.Errorf("%w: %s needs a JWKS file, none is configured", errAlg, alg)
+		if v.keys == nil && v.remote == nil {
+			return fmt.Errorf("%w: %s needs a JWKS file or URL, none is configured", errAlg, alg)
 		}
 	default:
 		return fmt.Errorf("%w: %q is not one of HS256, RS256, ES256, EdDSA", errAlg, alg)
 	}
 	if kid, _ := h.KeyID(); kid != "" {
 		k, ok := v.byKid[kid]
+		if !ok && v.remote != nil {
+			// The file's keys first, then the URL's; a kid in neither
+			// forces a refresh of the URL's (rate-limited): the
+			// provider may have published the key since the last one.
+			ks := v.remote.current()
+			if k, ok = lookupKid(ks, kid); !ok {
+				ks = v.remote.refreshForKid()
+				k, ok = lookupKid(ks, kid)
+			}
+			if ok {
+				p.gen = ks.gen
+			}
+		}
 		if !ok {
 			return fmt.Errorf("%w: %q", errUnknownKid, kid)
 		}
@@ -326,15 +351,37 @@ func (v *Verifier) pickKeys(sink jws.KeySink, h jws.Headers) error {
 		sink.Key(k.alg, k.key)
 		return nil
 	}
-	n := 0
-	for i := range v.keys {
-		if k := &v.keys[i]; k.alg == alg {
-			sink.Key(k.alg, k.key)
-			n++
+	n := offer(sink, v.keys, alg)
+	if v.remote != nil {
+		if ks := v.remote.current(); ks != nil {
+			if m := offer(sink, ks.keys, alg); m > 0 {
+				n += m
+				p.gen = ks.gen
+			}
 		}
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: no JWKS key fits %s", errAlg, alg)
 	}
 	return nil
+}
+
+// offer gives sink every key of keys bound to alg and returns how many.
+func offer(sink jws.KeySink, keys []jwksKey, alg jwa.SignatureAlgorithm) int {
+	n := 0
+	for i := range keys {
+		if k := &keys[i]; k.alg == alg {
+			sink.Key(k.alg, k.key)
+			n++
+		}
+	}
+	return n
+}
+
+func lookupKid(ks *keySet, kid string) (*jwksKey, bool) {
+	if ks == nil {
+		return nil, false
+	}
+	k, ok := ks.byKid[kid]
+	return k, ok
 }

@@ -5,14 +5,17 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tenantgate/tenantgate/internal/buildinfo"
 	"github.com/tenantgate/tenantgate/internal/decision"
 	"github.com/tenantgate/tenantgate/internal/engine"
+	"github.com/tenantgate/tenantgate/internal/identity"
 )
 
 // Metrics implements engine.Observer. It has its own registry, so tests and
@@ -31,6 +34,15 @@ type Metrics struct {
 	sourceOK       *prometheus.GaugeVec
 	sourceErrors   *prometheus.CounterVec
 	sourceLoadedAt *prometheus.GaugeVec
+
+	// The URL key set (engine.SourceJWKSURL), updated at each fetch.
+	jwksFetches     *prometheus.CounterVec
+	jwksKeys        prometheus.Gauge
+	jwksLastSuccess prometheus.Gauge
+	jwksKidRefresh  prometheus.Counter
+	jwksKidSeen     atomic.Uint64
+	evaluator       *prometheus.GaugeVec // 1 for the snapshot's {requested, in_use}
+	mismatches      prometheus.Gauge     // the self-check's, for the snapshot's policy
 
 	// Counters resolved once per known reason: WithLabelValues hashes and
 	// locks, which the decision path need not pay.
@@ -74,7 +86,7 @@ func New() *Metrics {
 		}),
 		sourceOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tenantgate_source_ok",
-			Help: "1 while a source's latest read is in force, 0 while it fails and its last good version serves (source: data, policies or bundle, hs256_secret, jwks).",
+			Help: "1 while a source's latest read is in force, 0 while it fails and its last good version serves (source: data, policies or bundle, hs256_secret, jwks, jwks_url).",
 		}, []string{"source"}),
 		sourceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tenantgate_source_reload_errors_total",
@@ -84,10 +96,42 @@ func New() *Metrics {
 			Name: "tenantgate_source_loaded_timestamp_seconds",
 			Help: "When the version of a source in force was first read (Unix time), by source.",
 		}, []string{"source"}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenantgate_jwks_fetches_total",
+			Help: "Fetches of the URL key set (--jwks-url, --oidc-issuer) by result (success, failure); a failure keeps the last good key set.",
+		}, []string{"result"}),
+		jwksKeys: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_jwks_keys",
+			Help: "Keys of the URL key set in force (the ones tenantgate verifies with).",
+		}),
+		jwksLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_jwks_last_success_timestamp_seconds",
+			Help: "When the URL key set was last fetched successfully (Unix time): alert when it falls far behind.",
+		}),
+		jwksKidRefresh: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tenantgate_jwks_unknown_kid_refreshes_total",
+			Help: "Refreshes of the URL key set forced by tokens naming an unknown kid (rate-limited by --jwks-kid-refresh-interval).",
+		}),
+		evaluator: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantgate_evaluator_info",
+			Help: "The evaluator the snapshot in force decides with: 1 for {requested, in_use} (ir or rego; in_use is rego when the IR evaluator declined the policy or its self-check differed).",
+		}, []string{"requested", "in_use"}),
+		mismatches: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tenantgate_evaluator_self_check_mismatches",
+			Help: "Inputs on which the IR evaluator's build-time self-check differed from OPA's evaluator for the policy in force (any: rego serves).",
+		}),
 		denied: make(map[string]prometheus.Counter, len(decision.Reasons)),
 	}
+	build := buildinfo.Get()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "tenantgate_build_info",
+		Help:        "1, labelled with the running build: tenantgate's version and VCS revision, the Go and OPA versions.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": build.Go, "opa": build.OPA},
+	})
+	buildInfo.Set(1)
 	m.reg.MustRegister(m.decisions, m.latency, m.reloads, m.revision, m.failing, m.loadedAt, m.buildTime,
-		m.sourceOK, m.sourceErrors, m.sourceLoadedAt,
+		m.sourceOK, m.sourceErrors, m.sourceLoadedAt, m.evaluator, m.mismatches, buildInfo,
+		m.jwksFetches, m.jwksKeys, m.jwksLastSuccess, m.jwksKidRefresh,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.allowed = m.decisions.WithLabelValues("allow", decision.ReasonAllowed)
 	for _, r := range decision.Reasons[1:] {
@@ -95,6 +139,8 @@ func New() *Metrics {
 	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
+	m.jwksFetches.WithLabelValues("success")
+	m.jwksFetches.WithLabelValues("failure")
 	return m
 }
 
@@ -139,6 +185,10 @@ func (m *Metrics) ObserveReload(s *engine.Snapshot, err error) {
 	m.revision.WithLabelValues(s.Revision).Set(1)
 	m.loadedAt.Set(float64(s.Built.UnixNano()) / 1e9)
 	m.buildTime.Observe(s.BuildTime.Seconds())
+	ev := s.Evaluator()
+	m.evaluator.Reset()
+	m.evaluator.WithLabelValues(ev.Requested, ev.InUse).Set(1)
+	m.mismatches.Set(float64(ev.SelfCheckMismatches))
 }
 
 // ObserveSources implements engine.SourceObserver.
@@ -153,6 +203,36 @@ func (m *Metrics) ObserveSources(sources map[string]engine.SourceStatus) {
 		}
 		if !st.LoadedAt.IsZero() {
 			m.sourceLoadedAt.WithLabelValues(name).Set(float64(st.LoadedAt.UnixNano()) / 1e9)
+		}
+	}
+}
+
+// Register adds a collector of another package (the bundle distribution's)
+// to the registry /metrics serves.
+func (m *Metrics) Register(c prometheus.Collector) error { return m.reg.Register(c) }
+
+// ObserveKeySet is the URL key set's identity.RemoteConfig.OnFetch: it is
+// called once per fetch, good or not. The source's state goes into the
+// per-source metrics as the reloaded sources' do.
+func (m *Metrics) ObserveKeySet(st identity.RemoteStatus) {
+	m.ObserveSources(map[string]engine.SourceStatus{engine.SourceJWKSURL: engine.RemoteSourceStatus(st)})
+	if st.OK {
+		m.jwksFetches.WithLabelValues("success").Inc()
+		m.jwksLastSuccess.Set(float64(st.LastSuccessAt.UnixNano()) / 1e9)
+	} else {
+		m.jwksFetches.WithLabelValues("failure").Inc()
+	}
+	m.jwksKeys.Set(float64(len(st.KeyIDs)))
+	// KidRefreshes is a running total; the counter takes what it has not
+	// seen yet.
+	for {
+		seen := m.jwksKidSeen.Load()
+		if st.KidRefreshes <= seen {
+			break
+		}
+		if m.jwksKidSeen.CompareAndSwap(seen, st.KidRefreshes) {
+			m.jwksKidRefresh.Add(float64(st.KidRefreshes - seen))
+			break
 		}
 	}
 }

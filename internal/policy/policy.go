@@ -45,7 +45,10 @@ type Policy struct {
 	catalog map[string]struct{}
 	files   []string
 	sources []File // the modules as given, for planning (the IR evaluator)
-	digest  string
+	// compiler is kept for the queries evaluated off the serving path
+	// (explain.go); the prepared query holds it anyway.
+	compiler *ast.Compiler
+	digest   string
 	// nondeterministic names a builtin the policy calls whose answer can
 	// change between two evaluations of the same input (time.now_ns,
 	// rand.intn, uuid.rfc4122, ...); "" when there is none.
@@ -123,6 +126,7 @@ func Compile(ctx context.Context, files []File) (*Policy, error) {
 		txn:              txn,
 		files:            names,
 		sources:          files,
+		compiler:         compiler,
 		digest:           hex.EncodeToString(h.Sum(nil)),
 		nondeterministic: nondeterministicCall(compiler),
 	}

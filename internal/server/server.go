@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+
 	// gzip registers itself as a compressor: a client that sends
 	// grpc-encoding: gzip (Envoy's grpc_service may) is answered instead of
 	// refused with Unimplemented. MaxRecvMsgSize bounds the decompressed
@@ -84,6 +85,17 @@ type Config struct {
 	// function is called per status request and its value shown under its
 	// key (`tenantgate serve` adds "decision_log").
 	StatusSections map[string]func() any
+
+	// AdminHandlers are mounted on the admin address only (pattern ->
+	// handler), never on the decision address: `serve --admin-explain`
+	// puts ExplainHandlers here.
+	AdminHandlers map[string]http.Handler
+
+	// StartUnready serves even when the first load fails (a bundle not yet
+	// downloaded): /readyz answers 503 and every check is denied with 503
+	// internal_error until a reload publishes a snapshot. Off: a failed
+	// first load is Run's error.
+	StartUnready bool
 
 	// Ready, when set, is called with the bound addresses once every
 	// listener accepts connections (tests bind port 0 and read them here).
@@ -175,7 +187,10 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Debounce = 100 * time.Millisecond
 	}
 	if err := cfg.Engine.Reload(ctx); err != nil {
-		return &StartError{Err: err}
+		if !cfg.StartUnready || ctx.Err() != nil {
+			return &StartError{Err: err}
+		}
+		cfg.Logger.Warn("serving unready until a first snapshot loads", "error", err)
 	}
 	s := &Server{cfg: cfg, health: health.NewServer()}
 	s.watching, s.endWatches = context.WithCancel(context.Background())
@@ -183,46 +198,102 @@ func Run(ctx context.Context, cfg Config) error {
 	return s.serve(ctx)
 }
 
+// serve runs the server in four steps: listen, build the servers, start
+// them beside the watchers, and on ctx's end (or a server's failure) shut
+// down gracefully.
 func (s *Server) serve(ctx context.Context) error {
-	log := s.cfg.Logger
 	// Listeners first: a port in use is the likeliest start-up failure, and
 	// failing before the watchers exist leaves nothing open behind.
-	var lis []net.Listener
-	closeAll := func() {
-		for _, l := range lis {
-			l.Close()
+	lis, err := s.listen()
+	if err != nil {
+		return err
+	}
+	ws, err := s.watchers()
+	if err != nil {
+		lis.close()
+		return err
+	}
+	srv := s.buildServers(lis)
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var wg sync.WaitGroup
+	errc := s.start(watchCtx, &wg, lis, ws, srv)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	stopWatch()
+	s.shutdown(srv, runErr != nil)
+	wg.Wait()
+	s.cfg.Logger.Info("stopped")
+	return runErr
+}
+
+// listeners are the open sockets; admin is nil when it is off.
+type listeners struct{ grpc, http, admin net.Listener }
+
+func (l listeners) close() {
+	for _, ln := range []net.Listener{l.grpc, l.http, l.admin} {
+		if ln != nil {
+			ln.Close()
 		}
 	}
-	for _, l := range []struct{ name, addr string }{{"grpc", s.cfg.GRPCAddr}, {"http", s.cfg.HTTPAddr}, {"admin", s.cfg.AdminAddr}} {
-		if l.addr == "" && l.name == "admin" {
-			lis = append(lis, nil)
+}
+
+// listen opens the gRPC, HTTP and (when configured) admin listeners, or
+// none: a failure closes what it opened and names the listener.
+func (s *Server) listen() (listeners, error) {
+	var l listeners
+	for _, x := range []struct {
+		name, addr string
+		ln         *net.Listener
+	}{{"grpc", s.cfg.GRPCAddr, &l.grpc}, {"http", s.cfg.HTTPAddr, &l.http}, {"admin", s.cfg.AdminAddr, &l.admin}} {
+		if x.addr == "" && x.name == "admin" {
 			continue
 		}
-		ln, err := Listen(l.addr)
+		ln, err := Listen(x.addr)
 		if err != nil {
-			closeAll()
-			return fmt.Errorf("%s listener: %w", l.name, err)
+			l.close()
+			return listeners{}, fmt.Errorf("%s listener: %w", x.name, err)
 		}
-		lis = append(lis, ln)
+		*x.ln = ln
 	}
-	grpcLis, httpLis, adminLis := lis[0], lis[1], lis[2]
+	return l, nil
+}
 
-	w, err := watch.New(s.cfg.Watch, s.cfg.Debounce, log)
-	if err != nil {
-		closeAll()
-		return fmt.Errorf("watch: %w", err)
+// watches are the file watchers: data, policies and keys (a reload), and
+// the TLS files (a certificate reload) when TLS is on.
+type watches struct{ sources, tls *watch.Watcher }
+
+func (s *Server) watchers() (watches, error) {
+	var ws watches
+	var err error
+	if ws.sources, err = watch.New(s.cfg.Watch, s.cfg.Debounce, s.cfg.Logger); err != nil {
+		return watches{}, fmt.Errorf("watch: %w", err)
 	}
-	var tlsWatch *watch.Watcher
 	if s.cfg.TLS != nil {
 		// The certificate files have their own watcher: a rotation must not
 		// rebuild the policy snapshot, nor a data edit re-read the keys.
-		if tlsWatch, err = watch.New(s.cfg.TLS.Files().Paths(), s.cfg.Debounce, log); err != nil {
-			w.Close()
-			closeAll()
-			return fmt.Errorf("watch TLS files: %w", err)
+		if ws.tls, err = watch.New(s.cfg.TLS.Files().Paths(), s.cfg.Debounce, s.cfg.Logger); err != nil {
+			ws.sources.Close()
+			return watches{}, fmt.Errorf("watch TLS files: %w", err)
 		}
 	}
+	return ws, nil
+}
 
+// servers are the gRPC server and the HTTP ones; admin is nil when off.
+type servers struct {
+	grpc        *grpc.Server
+	http, admin *http.Server
+}
+
+// buildServers makes the gRPC ext_authz server (with health and, when asked
+// for, reflection) and the HTTP servers, without serving yet.
+func (s *Server) buildServers(lis listeners) servers {
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(s.cfg.MaxRecvMsgSize),
@@ -252,81 +323,88 @@ func (s *Server) serve(ctx context.Context) error {
 			WriteTimeout:      lim.WriteTimeout,
 			IdleTimeout:       lim.IdleTimeout,
 			MaxHeaderBytes:    lim.MaxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
 		}
 	}
-	hs := newHTTP(s.handler())
+	srv := servers{grpc: gs, http: newHTTP(s.handler())}
 	if s.cfg.TLS != nil {
 		// Served with ServeTLS, not a tls.NewListener, so HTTP/2 is offered too.
-		hs.TLSConfig = s.cfg.TLS.ServerConfig("h2", "http/1.1")
+		srv.http.TLSConfig = s.cfg.TLS.ServerConfig("h2", "http/1.1")
 	}
-	var admin *http.Server
-	if adminLis != nil {
-		admin = newHTTP(s.mux())
+	if lis.admin != nil {
+		amux := s.mux()
+		for pattern, h := range s.cfg.AdminHandlers {
+			amux.Handle(pattern, h)
+		}
+		srv.admin = newHTTP(amux)
 	}
+	return srv
+}
 
-	var wg sync.WaitGroup
+// start runs the watchers and the servers on wg and says where it serves;
+// a server that fails sends its error on the returned channel.
+func (s *Server) start(watchCtx context.Context, wg *sync.WaitGroup, lis listeners, ws watches, srv servers) <-chan error {
 	errc := make(chan error, 4)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
 	wg.Go(func() {
-		_ = w.Run(watchCtx, func() { _ = s.cfg.Engine.Reload(watchCtx) })
+		_ = ws.sources.Run(watchCtx, func() { _ = s.cfg.Engine.Reload(watchCtx) })
 	})
-	if tlsWatch != nil {
+	if ws.tls != nil {
 		wg.Go(func() {
 			// Reload logs a bad file itself; the old certificate keeps serving.
-			_ = tlsWatch.Run(watchCtx, func() { _ = s.cfg.TLS.Reload() })
+			_ = ws.tls.Run(watchCtx, func() { _ = s.cfg.TLS.Reload() })
 		})
 	}
 	wg.Go(func() {
-		if err := gs.Serve(grpcLis); err != nil {
+		if err := srv.grpc.Serve(lis.grpc); err != nil {
 			errc <- fmt.Errorf("grpc: %w", err)
 		}
 	})
 	wg.Go(func() {
 		var err error
-		if hs.TLSConfig != nil {
-			err = hs.ServeTLS(httpLis, "", "")
+		if srv.http.TLSConfig != nil {
+			err = srv.http.ServeTLS(lis.http, "", "")
 		} else {
-			err = hs.Serve(httpLis)
+			err = srv.http.Serve(lis.http)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
-	addrs := Addrs{GRPC: grpcLis.Addr(), HTTP: httpLis.Addr()}
+	addrs := Addrs{GRPC: lis.grpc.Addr(), HTTP: lis.http.Addr()}
 	logArgs := []any{"grpc", addrs.GRPC.String(), "http", addrs.HTTP.String()}
-	if admin != nil {
-		addrs.Admin = adminLis.Addr()
+	if srv.admin != nil {
+		addrs.Admin = lis.admin.Addr()
 		logArgs = append(logArgs, "admin", addrs.Admin.String())
 		wg.Go(func() {
-			if err := admin.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.admin.Serve(lis.admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("admin http: %w", err)
 			}
 		})
 	}
-	log.Info("serving", append(logArgs, "revision", s.cfg.Engine.Snapshot().Revision, "tls", s.cfg.TLS != nil)...)
+	rev := ""
+	if snap := s.cfg.Engine.Snapshot(); snap != nil {
+		rev = snap.Revision
+	}
+	s.cfg.Logger.Info("serving", append(logArgs, "revision", rev, "tls", s.cfg.TLS != nil)...)
 	if s.cfg.Ready != nil {
 		s.cfg.Ready(addrs)
 	}
+	return errc
+}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
-
-	// Graceful stop: say NOT_SERVING and 503 at once so the proxy stops
-	// sending, keep answering for ShutdownDelay while it notices, let
-	// in-flight checks finish, then close.
+// shutdown stops gracefully: say NOT_SERVING and 503 at once so the proxy
+// stops sending, keep answering for ShutdownDelay while it notices (not
+// after a server failed), let in-flight checks finish within
+// ShutdownTimeout, then close whatever is left.
+func (s *Server) shutdown(srv servers, failed bool) {
+	log := s.cfg.Logger
 	s.stopping.Store(true)
 	s.health.Shutdown()
-	stopWatch()
-	if d := s.cfg.ShutdownDelay; d > 0 && runErr == nil {
+	if d := s.cfg.ShutdownDelay; d > 0 && !failed {
 		log.Info("stopping: health NOT_SERVING, still answering while proxies notice", "delay", d)
-		hs.SetKeepAlivesEnabled(false) // answers say Connection: close
-		if admin != nil {
-			admin.SetKeepAlivesEnabled(false)
+		srv.http.SetKeepAlivesEnabled(false) // answers say Connection: close
+		if srv.admin != nil {
+			srv.admin.SetKeepAlivesEnabled(false)
 		}
 		time.Sleep(d)
 	}
@@ -336,10 +414,10 @@ func (s *Server) serve(ctx context.Context) error {
 	defer cancel()
 	done := make(chan struct{})
 	go func() {
-		gs.GracefulStop()
+		srv.grpc.GracefulStop()
 		close(done)
 	}()
-	for _, h := range []*http.Server{hs, admin} {
+	for _, h := range []*http.Server{srv.http, srv.admin} {
 		if h == nil {
 			continue
 		}
@@ -352,11 +430,8 @@ func (s *Server) serve(ctx context.Context) error {
 	case <-done:
 	case <-shutCtx.Done():
 		log.Warn("stopping: gRPC calls still running at the shutdown timeout; closing them")
-		gs.Stop()
+		srv.grpc.Stop()
 	}
-	wg.Wait()
-	log.Info("stopped")
-	return runErr
 }
 
 // watchEndingHealth is the standard health service, except that its Watch
