@@ -498,8 +498,9 @@ func (p *fastParser) flowList(b []byte, col int) *yaml.Node {
 				}
 				j := i
 				for j < len(b) && b[j] != ',' && b[j] != ']' {
-					switch b[j] {
-					case '[', '{', '}', ':', '#':
+					// Inside a flow list YAML readers disagree on more
+					// characters than ids use: only those are taken.
+					if c := b[j]; !(idByte[c] || c == ' ' || c == '/') {
 						p.giveUp()
 					}
 					j++
