@@ -83,8 +83,11 @@ test-deps: ## install nginx, caddy and docker-registry for the end-to-end and bu
 # (TENANTGATE_EVALUATOR=rego), so both evaluators pass the whole contract.
 # The second pass runs without -race: the races it could find are the first
 # pass's (the evaluator is the only difference), at a fifth of the time.
+# internal/ireval's differential corpora are thinned under -race; the second
+# pass runs them whole.
 REGO_PASS := ./cmd/... ./internal/engine/... ./internal/server/... ./internal/extauthz/... \
-	./internal/httpauthz/... ./internal/e2e/... ./internal/bundle/... ./internal/devtools/soak/...
+	./internal/httpauthz/... ./internal/e2e/... ./internal/bundle/... ./internal/devtools/soak/... \
+	./internal/ireval/...
 
 test: test-deps lint test-policy ## everything: lint, policy tests, Go tests with -race (with each evaluator)
 	$(GO) test -race -count=1 ./...
