@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"text/template"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -468,5 +473,52 @@ func TestTargets(t *testing.T) {
 	// Without the Go benchmark's row the target says it was not measured.
 	if got := targets([]*sizeResult{size(tenantgen.Large, 45)}, []benchRow{{name: "engine.Build/size=large"}}); !strings.Contains(got, "**not measured**") {
 		t.Errorf("a missing Go benchmark row is not reported:\n%s", got)
+	}
+}
+
+// overrunning answers each request with a fail-closed 503 internal_error
+// (a decision that overran its deadline) the first `overruns` times, then
+// allows it.
+type overrunning struct {
+	authv3.UnimplementedAuthorizationServer
+	overruns int
+	mu       sync.Mutex
+	seen     map[string]int
+}
+
+func (s *overrunning) Check(_ context.Context, r *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := r.GetAttributes().GetRequest().GetHttp().GetId()
+	if s.seen[id]++; s.seen[id] <= s.overruns {
+		return &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(codes.PermissionDenied), Message: "internal_error"}}, nil
+	}
+	return &authv3.CheckResponse{Status: &rpcstatus.Status{}}, nil
+}
+
+// TestVerifyAsksAgainAfterAnOverrun: a fail-closed internal_error is not the
+// policy's answer, so verify asks again; one that persists is a wrong
+// decision.
+func TestVerifyAsksAgainAfterAnOverrun(t *testing.T) {
+	reqs := []*authv3.CheckRequest{
+		tenantgen.Request{User: "u", Method: "GET", Path: "/a"}.CheckRequest("tok", 0),
+		tenantgen.Request{User: "u", Method: "GET", Path: "/b"}.CheckRequest("tok", 1),
+	}
+	for _, tt := range []struct {
+		overruns int
+		wantErr  bool
+	}{{0, false}, {2, false}, {10, true}} {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		authv3.RegisterAuthorizationServer(srv, &overrunning{overruns: tt.overruns, seen: map[string]int{}})
+		go func() { _ = srv.Serve(lis) }()
+		share, err := verify(context.Background(), lis.Addr().String(), reqs, []bool{true, true})
+		srv.Stop()
+		if (err != nil) != tt.wantErr || (err == nil && share != 1) {
+			t.Errorf("%d overruns: share %v, error %v; want error %v", tt.overruns, share, err, tt.wantErr)
+		}
 	}
 }
