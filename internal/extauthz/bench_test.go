@@ -1,6 +1,7 @@
 package extauthz_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -30,8 +31,9 @@ type benchTarget struct {
 }
 
 type benchKey struct {
-	size  string
-	cache bool
+	size      string
+	cache     bool
+	evaluator string // engine.Options.Evaluator
 }
 
 type benchOnce struct {
@@ -47,19 +49,20 @@ var (
 
 // loadBenchTarget builds a target once per process: loading the large size
 // takes seconds, and the sub-benchmarks of one size share it.
-func loadBenchTarget(size tenantgen.Size, cache bool) (*benchTarget, error) {
+func loadBenchTarget(size tenantgen.Size, cache bool, evaluator string) (*benchTarget, error) {
+	key := benchKey{size.Name, cache, evaluator}
 	benchMu.Lock()
-	o := benchTargets[benchKey{size.Name, cache}]
+	o := benchTargets[key]
 	if o == nil {
 		o = &benchOnce{}
-		benchTargets[benchKey{size.Name, cache}] = o
+		benchTargets[key] = o
 	}
 	benchMu.Unlock()
-	o.once.Do(func() { o.t, o.err = newBenchTarget(size, cache) })
+	o.once.Do(func() { o.t, o.err = newBenchTarget(size, cache, evaluator) })
 	return o.t, o.err
 }
 
-func newBenchTarget(size tenantgen.Size, cache bool) (*benchTarget, error) {
+func newBenchTarget(size tenantgen.Size, cache bool, evaluator string) (*benchTarget, error) {
 	ctx := context.Background()
 	d, err := tenantgen.Shared(size)
 	if err != nil {
@@ -90,9 +93,15 @@ func newBenchTarget(size tenantgen.Size, cache bool) (*benchTarget, error) {
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Observer:  metrics.New(),
 		CacheSize: cacheSize,
+		Evaluator: evaluator,
 	})
 	if err := eng.Reload(ctx); err != nil {
 		return nil, err
+	}
+	// The IR evaluator declines a policy it cannot run as OPA does: the
+	// figures must be of the evaluator they are named after.
+	if want, got := cmp.Or(evaluator, engine.DefaultEvaluator()), eng.Status().Evaluator.InUse; got != want {
+		return nil, fmt.Errorf("the %s evaluator is in use, want %s", got, want)
 	}
 	tokens := map[string]string{}
 	now := time.Now()
@@ -139,9 +148,20 @@ func (t *benchTarget) mix(name string) []*authv3.CheckRequest {
 // tokens, rotating through the ~1,000 distinct requests of the generated mix
 // (70% allowed): request -> input -> policy -> CheckResponse. cache=on is
 // the server's default (after the first pass every request is a decision
-// cache hit); cache=off evaluates the policy on every request.
+// cache hit); cache=off evaluates the policy on every request, with each
+// evaluator (evaluator=ir, the default, and evaluator=rego, OPA's own).
 func BenchmarkCheck(b *testing.B) {
 	ctx := context.Background()
+	type variant struct {
+		name      string
+		cache     bool
+		evaluator string
+	}
+	variants := []variant{
+		{"cache=on", true, ""}, // hits never reach an evaluator
+		{"cache=off/evaluator=" + engine.EvaluatorIR, false, engine.EvaluatorIR},
+		{"cache=off/evaluator=" + engine.EvaluatorRego, false, engine.EvaluatorRego},
+	}
 	sizes, err := tenantgen.BenchSizes() // xl is opt-in: $TENANTGATE_BENCH_SIZES
 	if err != nil {
 		b.Fatal(err)
@@ -150,13 +170,9 @@ func BenchmarkCheck(b *testing.B) {
 		b.Run("size="+size.Name, func(b *testing.B) {
 			for _, mix := range []string{"allow", "deny", "mixed"} {
 				b.Run("mix="+mix, func(b *testing.B) {
-					for _, cache := range []bool{true, false} {
-						name := "cache=on"
-						if !cache {
-							name = "cache=off"
-						}
-						b.Run(name, func(b *testing.B) {
-							t, err := loadBenchTarget(size, cache)
+					for _, v := range variants {
+						b.Run(v.name, func(b *testing.B) {
+							t, err := loadBenchTarget(size, v.cache, v.evaluator)
 							if err != nil {
 								b.Fatal(err)
 							}

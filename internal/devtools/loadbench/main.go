@@ -5,8 +5,12 @@
 // to one core and ghz to the other, and prints a markdown table: requests/s,
 // p50, p99, errors, server CPU per request (from /proc/PID/stat), peak RSS,
 // the p99 at half the no-op's maximum rate, and the ratios to the no-op.
+// tenantgate runs with each evaluator: with its decision cache, with the
+// cache off, and with the cache on a mix in which a share of the requests
+// carries a fresh item id (each a cache miss, as a portal's users opening
+// new items are).
 //
-//	loadbench run -tenantgate bin/tenantgate -noop bin/tenantgate-noop -ghz bin/ghz [-sizes small,medium,large] [-duration 8s]
+//	loadbench run -tenantgate bin/tenantgate -noop bin/tenantgate-noop -ghz bin/ghz [-sizes small,medium,large] [-duration 8s] [-gobench go.txt]
 //	loadbench benchfmt < go-test-bench-output.txt
 //
 // The Makefile's `bench` target builds the three binaries and runs both.
@@ -27,9 +31,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
 )
@@ -85,6 +92,9 @@ type config struct {
 	concurrency, connections        int
 	serverCPUs, clientCPUs          string
 	cacheOff                        bool
+	evaluators                      []string
+	freshShare                      float64
+	goBench                         string
 	work                            string
 	keep                            bool
 	out                             string
@@ -94,7 +104,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("loadbench run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c config
-	var sizes string
+	var sizes, evaluators string
 	fs.StringVar(&c.tenantgate, "tenantgate", "bin/tenantgate", "tenantgate binary")
 	fs.StringVar(&c.noop, "noop", "bin/tenantgate-noop", "no-op ext_authz server binary (internal/devtools/loadbench/noop)")
 	fs.StringVar(&c.ghz, "ghz", "bin/ghz", "ghz binary (built from internal/devtools/loadbench/ghz/go.mod)")
@@ -108,6 +118,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.serverCPUs, "server-cpus", "0", "taskset CPU list for the servers (\"\": unpinned)")
 	fs.StringVar(&c.clientCPUs, "client-cpus", "1", "taskset CPU list for ghz (\"\": unpinned)")
 	fs.BoolVar(&c.cacheOff, "cache-off", true, "also load a tenantgate with its decision cache off (--decision-cache-size -1)")
+	fs.StringVar(&evaluators, "evaluators", "ir,rego", "comma-separated evaluators to load tenantgate with (serve --evaluator)")
+	fs.Float64Var(&c.freshShare, "fresh-share", 0.3, "also load a tenantgate (cache on) with a mix in which this share of the requests carries a fresh item id; 0: not")
+	fs.StringVar(&c.goBench, "gobench", "", "'go test -bench' output with extauthz.BenchmarkCheck, to check the in-process targets too")
 	fs.StringVar(&c.work, "work", "", "directory for data, logs and ghz reports (default: a temporary one, removed after)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary work directory")
 	fs.StringVar(&c.out, "out", "", "also write the markdown report to this file")
@@ -124,6 +137,15 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.sizes = append(c.sizes, s)
 	}
+	for _, name := range strings.Split(evaluators, ",") {
+		name = strings.TrimSpace(name)
+		if name != "ir" && name != "rego" {
+			return nil, fmt.Errorf("-evaluators %q: %q is not an evaluator; want ir, rego or both", evaluators, name)
+		}
+		if !slices.Contains(c.evaluators, name) {
+			c.evaluators = append(c.evaluators, name)
+		}
+	}
 	switch {
 	case c.duration < time.Second:
 		return nil, fmt.Errorf("-duration %s: want at least 1s", c.duration)
@@ -131,6 +153,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-rounds %d: want at least 1", c.rounds)
 	case c.concurrency < 1 || c.connections < 1:
 		return nil, errors.New("-concurrency and -connections must be positive")
+	case c.freshShare < 0 || c.freshShare > 1:
+		return nil, fmt.Errorf("-fresh-share %g: want a share from 0 to 1", c.freshShare)
 	}
 	// Pinning needs taskset and two CPUs; without them the numbers are still
 	// comparable within one run, so carry on unpinned and say so.
@@ -145,13 +169,18 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 
 // target is one server under load at one size, and what was measured.
 type target struct {
-	name    string
-	srv     *server
-	startup time.Duration // process start to ready; 0 for the no-op
-	allowed float64       // share allowed when verified; -1 for the no-op
-	runs    []measured    // as fast as it answers, one per round
-	atRate  []measured    // at half the no-op's maximum rate, one per round
-	rss     int64         // peak RSS, bytes
+	name string
+	srv  *server
+	// What tenantgate was run with ("" for the no-op): the evaluator, the
+	// cache off, the fresh-id mix; and the ghz data file it is loaded with.
+	evaluator       string
+	cacheOff, fresh bool
+	dataFile        string
+	startup         time.Duration // process start to ready; 0 for the no-op
+	allowed         float64       // share allowed when verified; -1 for the no-op
+	runs            []measured    // as fast as it answers, one per round
+	atRate          []measured    // at half the no-op's maximum rate, one per round
+	rss             int64         // peak RSS, bytes
 	// A tenantgate's own data directory (a reload of one must not make the
 	// other rebuild on the same core), its HTTP address, and what one reload
 	// after the rounds cost: the build as the server timed it, the time from
@@ -176,6 +205,8 @@ type measured struct {
 type sizeResult struct {
 	size    tenantgen.Size
 	rate    int // the fixed rate of the latency runs, calls/s
+	fresh   int // requests of the fresh-id mix that carry a fresh item id
+	total   int // requests in a mix
 	targets []*target
 }
 
@@ -222,7 +253,20 @@ func loadBench(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err 
 		}
 		results = append(results, r)
 	}
-	report := markdown(cfg, results, loadBefore, loadAverage())
+	var goRows []benchRow
+	if cfg.goBench != "" {
+		f, err := os.Open(cfg.goBench)
+		if err != nil {
+			return fmt.Errorf("-gobench: %w", err)
+		}
+		goRows, _, err = parseBench(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("-gobench %s: %w", cfg.goBench, err)
+		}
+		goRows = medians(goRows)
+	}
+	report := markdown(cfg, results, goRows, loadBefore, loadAverage())
 	fmt.Fprint(stdout, report)
 	if cfg.out != "" {
 		if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {
@@ -247,10 +291,11 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 	if err := writeSecret(secret); err != nil {
 		return nil, err
 	}
-	reqs, err := checkRequests(d, secret)
+	tokens, err := mintTokens(d, secret)
 	if err != nil {
 		return nil, err
 	}
+	reqs := shape(d.Requests, tokens)
 	want := make([]bool, len(d.Requests))
 	for i, r := range d.Requests {
 		want[i] = r.Allow
@@ -259,8 +304,23 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 	if err := writeDataFile(dataFile, reqs); err != nil {
 		return nil, err
 	}
+	res := &sizeResult{size: size, total: len(reqs)}
+	// The fresh-id mix: the same requests, in the same order, a share of
+	// them with a template ghz renders into a new UUID on every call.
+	var freshReqs []*authv3.CheckRequest
+	freshFile := filepath.Join(dir, "requests-fresh.json")
+	if cfg.freshShare > 0 {
+		mix, n, err := freshMix(d.Requests, cfg.freshShare, freshIDTemplate)
+		if err != nil {
+			return nil, err
+		}
+		res.fresh = n
+		freshReqs = shape(mix, tokens)
+		if err := writeDataFile(freshFile, freshReqs); err != nil {
+			return nil, err
+		}
+	}
 
-	res := &sizeResult{size: size}
 	defer func() {
 		for _, t := range res.targets {
 			t.srv.stop()
@@ -275,20 +335,36 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 	if err != nil {
 		return nil, err
 	}
-	res.targets = append(res.targets, &target{name: "no-op", srv: noop, allowed: -1})
+	res.targets = append(res.targets, &target{name: "no-op", srv: noop, allowed: -1, dataFile: dataFile})
 	if err := noop.waitReady(ctx, 30*time.Second, tcpReady(addr)); err != nil {
 		return nil, err
 	}
+	if cfg.freshShare > 0 {
+		// The same no-op on the fresh-id mix: ghz renders every call of it,
+		// which caps its rate, and a server answering fewer calls a second
+		// spends more CPU on each; the fresh-id rows are held against this
+		// floor, loaded the same way.
+		res.targets = append(res.targets, &target{name: "no-op, fresh ids", srv: noop, allowed: -1, fresh: true, dataFile: freshFile})
+	}
 
-	type variant struct {
-		name  string
-		extra []string // serve flags
+	// tenantgate as served (the cache on), on the fresh-id mix, then with
+	// the cache off; each with every evaluator.
+	var variants []*target
+	for _, ev := range cfg.evaluators {
+		variants = append(variants, &target{name: "tenantgate " + ev, evaluator: ev, dataFile: dataFile})
 	}
-	variants := []variant{{"tenantgate", nil}}
+	if cfg.freshShare > 0 {
+		for _, ev := range cfg.evaluators {
+			variants = append(variants, &target{name: fmt.Sprintf("tenantgate %s, %.0f%% fresh ids", ev, 100*float64(res.fresh)/float64(res.total)),
+				evaluator: ev, fresh: true, dataFile: freshFile})
+		}
+	}
 	if cfg.cacheOff {
-		variants = append(variants, variant{"tenantgate, cache off", []string{"--decision-cache-size", "-1"}})
+		for _, ev := range cfg.evaluators {
+			variants = append(variants, &target{name: "tenantgate " + ev + ", cache off", evaluator: ev, cacheOff: true, dataFile: dataFile})
+		}
 	}
-	for i, v := range variants {
+	for i, t := range variants {
 		dataDir := filepath.Join(dir, fmt.Sprintf("data-%d", i))
 		if err := d.WriteDir(dataDir); err != nil {
 			return nil, err
@@ -301,24 +377,38 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 		if err != nil {
 			return nil, err
 		}
-		args := append([]string{"serve", "--data", dataDir, "--policies", cfg.policies, "--jwt-hs256-secret-file", secret,
-			"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--log-level", "warn"}, v.extra...)
+		args := []string{"serve", "--data", dataDir, "--policies", cfg.policies, "--jwt-hs256-secret-file", secret,
+			"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--log-level", "warn", "--evaluator", t.evaluator}
+		if t.cacheOff {
+			args = append(args, "--decision-cache-size", "-1")
+		}
 		start := time.Now()
-		srv, err := startServer(ctx, v.name, grpcAddr, cfg.serverCPUs, filepath.Join(dir, fmt.Sprintf("tenantgate-%d.log", i)), cfg.tenantgate, args...)
+		srv, err := startServer(ctx, t.name, grpcAddr, cfg.serverCPUs, filepath.Join(dir, fmt.Sprintf("tenantgate-%d.log", i)), cfg.tenantgate, args...)
 		if err != nil {
 			return nil, err
 		}
-		t := &target{name: v.name, srv: srv, dataDir: dataDir, httpAddr: httpAddr}
+		t.srv, t.dataDir, t.httpAddr = srv, dataDir, httpAddr
 		res.targets = append(res.targets, t)
 		// Generous: the large tree loads on one pinned core.
 		if err := srv.waitReady(ctx, 3*time.Minute, httpReady("http://"+httpAddr+"/readyz")); err != nil {
 			return nil, err
 		}
 		t.startup = time.Since(start)
-		if t.allowed, err = verify(ctx, grpcAddr, reqs, want); err != nil {
+		// The IR evaluator declines a policy it cannot run exactly as OPA
+		// does; the figures must say which one they measured.
+		if inUse, err := evaluatorInUse("http://" + httpAddr + "/v1/status"); err != nil {
+			return nil, err
+		} else if inUse != t.evaluator {
+			return nil, fmt.Errorf("%s: serves with the %s evaluator, not %s (see /v1/status evaluator.declined)", t.name, inUse, t.evaluator)
+		}
+		check := reqs
+		if t.fresh {
+			check = withFreshIDs(freshReqs) // a fresh id must not change a decision
+		}
+		if t.allowed, err = verify(ctx, grpcAddr, check, want); err != nil {
 			return nil, err
 		}
-		logf("%s: %s ready in %.2fs; %.1f%% of the requests allowed, each as expected", size.Name, v.name, t.startup.Seconds(), 100*t.allowed)
+		logf("%s: %s ready in %.2fs; %.1f%% of the requests allowed, each as expected", size.Name, t.name, t.startup.Seconds(), 100*t.allowed)
 	}
 
 	measure := func(t *target, d time.Duration, rps int) (measured, error) {
@@ -327,7 +417,7 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 			return measured{}, err
 		}
 		out := filepath.Join(dir, fmt.Sprintf("ghz-%s-%d.json", strings.ReplaceAll(strings.ReplaceAll(t.name, ",", ""), " ", "-"), time.Now().UnixNano()))
-		rep, client, err := g.run(ctx, t.srv.addr, dataFile, out, d, rps)
+		rep, client, err := g.run(ctx, t.srv.addr, t.dataFile, t.fresh, out, d, rps)
 		if err != nil {
 			return measured{}, err
 		}
@@ -390,7 +480,12 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 			return nil, err
 		}
 	}
+	// One reload per evaluator, as served: the cache and the mix do not
+	// change what a reload costs.
 	for _, t := range res.targets[1:] {
+		if t.cacheOff || t.fresh {
+			continue
+		}
 		if t.build, t.editToServed, err = reloadOnce(ctx, t.dataDir, "http://"+t.httpAddr+"/v1/status"); err != nil {
 			return nil, fmt.Errorf("%s: reload: %w", t.name, err)
 		}
@@ -402,6 +497,28 @@ func benchSize(ctx context.Context, cfg *config, g *ghz, dir string, size tenant
 			float64(t.rss)/(1<<20), float64(t.rssReload)/(1<<20))
 	}
 	return res, nil
+}
+
+// evaluatorInUse reads which evaluator a tenantgate decides with from its
+// /v1/status.
+func evaluatorInUse(statusURL string) (string, error) {
+	resp, err := http.Get(statusURL)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Evaluator struct {
+			InUse string `json:"in_use"`
+		} `json:"evaluator"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return "", fmt.Errorf("%s: %w", statusURL, err)
+	}
+	if st.Evaluator.InUse == "" {
+		return "", fmt.Errorf("%s: no evaluator.in_use", statusURL)
+	}
+	return st.Evaluator.InUse, nil
 }
 
 // reloadOnce edits the largest data file (a comment appended: the data is
