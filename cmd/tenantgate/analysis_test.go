@@ -231,3 +231,33 @@ func TestDiffGit(t *testing.T) {
 		t.Errorf("bad revision: exit %d: %s", code, errOut)
 	}
 }
+
+// TestSweepsTakeTheEvaluatorFlag: access, who-can and diff decide with the
+// evaluator asked for (ir after its self-check, or rego), with the same
+// answers, and refuse an unknown one.
+func TestSweepsTakeTheEvaluatorFlag(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	copyDir(t, "../../data", data)
+	bobGainsBranch1(t, data)
+	for _, args := range [][]string{
+		append([]string{"access", "--user", "carol@contoso.example"}, strings.Fields(demoFlags)...),
+		append([]string{"who-can", "--method", "POST", "--path", "/api/v1/customers/contoso/locations/branch-1/vbr-jobs"}, strings.Fields(demoFlags)...),
+		{"diff", "--json", "--data", "../../data", "--data-new", data, "--policies", "../../policies"},
+	} {
+		var outs []string
+		for _, ev := range []string{"ir", "rego"} {
+			out, errOut, code := runCLI(t, append(args, "--evaluator", ev)...)
+			if code > 1 || errOut != "" {
+				t.Fatalf("%s --evaluator %s: exit %d: %s", args[0], ev, code, errOut)
+			}
+			outs = append(outs, out)
+		}
+		if outs[0] != outs[1] {
+			t.Errorf("%s: ir and rego differ:\n%s\n---\n%s", args[0], outs[0], outs[1])
+		}
+		if _, errOut, code := runCLI(t, append(args, "--evaluator", "fast")...); code != 2 || !strings.Contains(errOut, `--evaluator "fast"`) {
+			t.Errorf("%s --evaluator fast: exit %d: %s", args[0], code, errOut)
+		}
+	}
+}
