@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 )
 
 var updateAnalysisGolden = flag.Bool("update-analysis-golden", false, "rewrite testdata/*.golden of explain, access, who-can and diff")
@@ -82,30 +84,6 @@ func TestExplainToken(t *testing.T) {
 	}
 }
 
-// copyDir copies the regular files directly in src into dst.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	es, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // bobGainsBranch1 is the walkthrough's hot edit.
 func bobGainsBranch1(t *testing.T, data string) {
 	t.Helper()
@@ -128,7 +106,7 @@ func bobGainsBranch1(t *testing.T, data string) {
 func TestDiffDirs(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	copyDir(t, "../../data", data)
+	testdir.CopyTo(t, "../../data", data)
 	bobGainsBranch1(t, data)
 
 	out, errOut, code := runCLI(t, "diff", "--data", "../../data", "--data-new", data, "--policies", "../../policies")
@@ -185,8 +163,8 @@ func TestDiffGit(t *testing.T) {
 	}
 	repo := t.TempDir()
 	data, pols := filepath.Join(repo, "tenants"), filepath.Join(repo, "policies")
-	copyDir(t, "../../data", data)
-	copyDir(t, "../../policies", pols)
+	testdir.CopyTo(t, "../../data", data)
+	testdir.CopyTo(t, "../../policies", pols)
 	gitRun := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"}, args...)...)
@@ -222,7 +200,7 @@ func TestDiffGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	gitRun("commit", "-q", "-am", "bad")
-	copyDir(t, "../../data", data)
+	testdir.CopyTo(t, "../../data", data)
 	_, errOut, code = runCLI(t, diffArgs...)
 	if code != 2 || !strings.Contains(errOut, "HEAD:tenants/users.yaml:4") {
 		t.Errorf("bad old version: exit %d, stderr %q", code, errOut)

@@ -50,6 +50,10 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if snap.Data.Users[*user] == nil {
+		// The answer is right (unknown_user), but a typo is the likelier story.
+		fmt.Fprintf(stderr, "note: %s is not a user in the data; ids are case-sensitive\n", *user)
+	}
 	if *asJSON {
 		hdrs := map[string]string{}
 		for _, h := range res.Headers {

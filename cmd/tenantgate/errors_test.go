@@ -190,3 +190,17 @@ func TestStartFailureSaysCannotStart(t *testing.T) {
 		t.Errorf("a failed start speaks of a last good version:\n%s%s", stderr.String(), msg)
 	}
 }
+
+// TestCheckNotesUnknownUser: check answers unknown_user as the server would,
+// and says on stderr that the id is not in the data (a typo, usually).
+func TestCheckNotesUnknownUser(t *testing.T) {
+	out, errs, code := runCLI(t, "check", "--data", "../../data", "--policies", "../../policies",
+		"--user", "alise@contoso.example", "--path", "/api/v1/customers/contoso/users")
+	if code != 3 || !strings.Contains(out, "unknown_user") || !strings.Contains(errs, "alise@contoso.example is not a user in the data") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if _, errs, _ := runCLI(t, "check", "--data", "../../data", "--policies", "../../policies",
+		"--user", "alice@contoso.example", "--path", "/api/v1/customers/contoso/users"); errs != "" {
+		t.Errorf("a known user got a note: %q", errs)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"cmp"
 	"compress/gzip"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -253,12 +254,12 @@ func Sign(b *opabundle.Bundle, keyPEM []byte, alg, keyID string) error {
 	return nil
 }
 
-// keyFits checks keyPEM is a private key of alg's kind, so that a mismatch
-// says so instead of failing deep in the JWS library.
-func keyFits(keyPEM []byte, alg string) error {
+// ParsePrivateKey reads a PEM private key (PKCS#8, PKCS#1 RSA or SEC 1 EC),
+// as a signing key for a bundle.
+func ParsePrivateKey(keyPEM []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(keyPEM)
 	if block == nil {
-		return errors.New("no PEM block")
+		return nil, errors.New("no PEM block")
 	}
 	var (
 		k   any
@@ -272,8 +273,22 @@ func keyFits(keyPEM []byte, alg string) error {
 	case "EC PRIVATE KEY":
 		k, err = x509.ParseECPrivateKey(block.Bytes)
 	default:
-		return fmt.Errorf("PEM block %q: want a private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)", block.Type)
+		return nil, fmt.Errorf("PEM block %q: want a private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)", block.Type)
 	}
+	if err != nil {
+		return nil, err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("unsupported private key type %T", k)
+	}
+	return s, nil
+}
+
+// keyFits checks keyPEM is a private key of alg's kind, so that a mismatch
+// says so instead of failing deep in the JWS library.
+func keyFits(keyPEM []byte, alg string) error {
+	k, err := ParsePrivateKey(keyPEM)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,8 @@ type Params struct {
 	Image     string // kubernetes: tenantgate's image
 	AppImage  string // kubernetes: the app's image
 	AppPort   string // kubernetes: the app container's port
+	Issuer    string // kubernetes: tenantgate serve --oidc-issuer
+	Audience  string // kubernetes: tenantgate serve --jwt-audience
 }
 
 // Param is one parameter, as the flag that sets it.
@@ -73,6 +75,10 @@ var params = []Param{
 		func(p *Params) *string { return &p.AppImage }},
 	{"app-port", "8000", "the port the app's container listens on",
 		func(p *Params) *string { return &p.AppPort }},
+	{"oidc-issuer", "https://keycloak.example/realms/portal", "your identity provider's issuer URL (tenantgate serve --oidc-issuer: its discovery document names the JWKS)",
+		func(p *Params) *string { return &p.Issuer }},
+	{"jwt-audience", "portal", "the audience your provider puts in this portal's tokens (tenantgate serve --jwt-audience)",
+		func(p *Params) *string { return &p.Audience }},
 }
 
 func param(flag string) Param {
@@ -121,7 +127,7 @@ var kinds = []Kind{
 		flags:   []string{"grpc-addr"}, check: sidecarAddrs},
 	{Name: "kubernetes", File: "portal.yaml", tmpl: "kubernetes.yaml.tmpl",
 		Summary: "Kubernetes + Istio: the app with a tenantgate sidecar, its data and policy",
-		flags:   []string{"namespace", "image", "app-image", "app-port", "grpc-addr", "http-addr", "admin-addr"},
+		flags:   []string{"namespace", "image", "app-image", "app-port", "grpc-addr", "http-addr", "admin-addr", "oidc-issuer", "jwt-audience"},
 		check:   kubernetesAddrs},
 }
 
@@ -174,6 +180,7 @@ type data struct {
 	// Kubernetes.
 	Namespace, Image, AppImage string
 	AppPort                    int
+	Issuer, Audience           string
 }
 
 // Render prints the configuration of kind filled with p. An unknown kind, a
@@ -250,7 +257,7 @@ func contains(l []string, s string) bool {
 // fill checks each parameter the kind reads and converts it for the
 // templates.
 func (k Kind) fill(p Params) (*data, error) {
-	d := &data{Dir: p.Dir, Namespace: p.Namespace, Image: p.Image, AppImage: p.AppImage}
+	d := &data{Dir: p.Dir, Namespace: p.Namespace, Image: p.Image, AppImage: p.AppImage, Issuer: p.Issuer, Audience: p.Audience}
 	var err error
 	for _, f := range k.flags {
 		switch f {
@@ -276,6 +283,14 @@ func (k Kind) fill(p Params) (*data, error) {
 			}
 		case "app-port":
 			d.AppPort, err = parsePort(f, p.AppPort)
+		case "oidc-issuer":
+			if !issuerURL.MatchString(p.Issuer) {
+				err = fmt.Errorf("--oidc-issuer %q: want an https URL (e.g. https://keycloak.example/realms/portal)", p.Issuer)
+			}
+		case "jwt-audience":
+			if !audience.MatchString(p.Audience) {
+				err = fmt.Errorf("--jwt-audience %q: want an audience of letters, digits and . _ : / - (e.g. portal)", p.Audience)
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -287,7 +302,11 @@ func (k Kind) fill(p Params) (*data, error) {
 var (
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	imageRef = regexp.MustCompile(`^[a-z0-9][A-Za-z0-9._/:@-]*$`)
-	hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	// issuerURL and audience keep to characters that need no quoting in
+	// YAML, so no value can break out of its place in the manifest.
+	issuerURL = regexp.MustCompile(`^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$`)
+	audience  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
+	hostName  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 	// dirPath keeps to characters that need no quoting in nginx's syntax.
 	dirPath = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
 )

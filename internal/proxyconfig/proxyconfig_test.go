@@ -78,7 +78,7 @@ func TestRenderDefaults(t *testing.T) {
 		},
 		"istio": {"# Printed by: tenantgate config istio --grpc-addr 127.0.0.1:9191\n", "port: 9191\n"},
 		"kubernetes": {
-			"# Printed by: tenantgate config kubernetes --namespace portal --image registry.example/tenantgate:latest --app-image registry.example/portal:1.0 --app-port 8000 --grpc-addr 127.0.0.1:9191 --http-addr 127.0.0.1:8181 --admin-addr 0.0.0.0:8282\n",
+			"# Printed by: tenantgate config kubernetes --namespace portal --image registry.example/tenantgate:latest --app-image registry.example/portal:1.0 --app-port 8000 --grpc-addr 127.0.0.1:9191 --http-addr 127.0.0.1:8181 --admin-addr 0.0.0.0:8282 --oidc-issuer https://keycloak.example/realms/portal --jwt-audience portal\n",
 			"--grpc-addr=127.0.0.1:9191\n", "--admin-addr=0.0.0.0:8282\n", "containerPort: 8282\n", "namespace: portal\n", `ports: ["8000"]`,
 		},
 	}
@@ -124,11 +124,12 @@ func TestRenderCustom(t *testing.T) {
 			[]string{"127.0.0.1:8181", "8000"}},
 		{"istio", Params{GRPCAddr: "127.0.0.1:19191"}, []string{"port: 19191\n"}, []string{"port: 9191\n"}},
 		{"kubernetes", Params{Namespace: "shop", Image: "ghcr.io/acme/tenantgate:1.4", AppImage: "ghcr.io/acme/shop@sha256:abc", AppPort: "3000",
-			GRPCAddr: "127.0.0.1:19191", HTTPAddr: "127.0.0.1:18181", AdminAddr: ":9090"},
-			[]string{"namespace: shop\n", "kubectl create namespace shop\n", "image: ghcr.io/acme/tenantgate:1.4 ", "image: ghcr.io/acme/shop@sha256:abc ",
+			GRPCAddr: "127.0.0.1:19191", HTTPAddr: "127.0.0.1:18181", AdminAddr: ":9090",
+			Issuer: "https://login.acme.example/realms/shop", Audience: "shop-portal"},
+			[]string{"--oidc-issuer=https://login.acme.example/realms/shop\n", "--jwt-audience=shop-portal\n", "namespace: shop\n", "kubectl create namespace shop\n", "image: ghcr.io/acme/tenantgate:1.4 ", "image: ghcr.io/acme/shop@sha256:abc ",
 				"containerPort: 3000\n", `ports: ["3000"]`, "--grpc-addr=127.0.0.1:19191\n", "number: 19191\n", "--http-addr=127.0.0.1:18181\n",
 				"--admin-addr=0.0.0.0:9090\n", "containerPort: 9090\n"},
-			[]string{"namespace: portal", "127.0.0.1:9191", "127.0.0.1:8181", "8282", "registry.example"}},
+			[]string{"namespace: portal", "127.0.0.1:9191", "127.0.0.1:8181", "8282", "registry.example", "keycloak.example"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -168,6 +169,9 @@ func TestRenderErrors(t *testing.T) {
 		{"namespace", "kubernetes", Params{Namespace: "Portal"}, `--namespace "Portal": want a Kubernetes name`},
 		{"image", "kubernetes", Params{Image: "tenantgate latest"}, `--image "tenantgate latest": want an image reference`},
 		{"app port", "kubernetes", Params{AppPort: "http"}, `--app-port: port "http"`},
+		{"issuer not https", "kubernetes", Params{Issuer: "http://idp.example"}, `--oidc-issuer "http://idp.example": want an https URL`},
+		{"issuer breaking YAML", "kubernetes", Params{Issuer: "https://idp.example/x\"\n- evil"}, `--oidc-issuer`},
+		{"audience", "kubernetes", Params{Audience: "a b"}, `--jwt-audience "a b": want an audience`},
 		{"app port clash", "kubernetes", Params{AppPort: "8181"}, "--http-addr port 8181 is also --app-port"},
 		{"sidecar off loopback", "kubernetes", Params{GRPCAddr: "0.0.0.0:9191"}, "kubernetes: --grpc-addr 0.0.0.0:9191: tenantgate is a sidecar"},
 		{"sidecar named", "istio", Params{GRPCAddr: "tenantgate:9191"}, "istio: --grpc-addr tenantgate:9191: tenantgate is a sidecar"},

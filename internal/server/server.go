@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -206,7 +207,7 @@ func (s *Server) serve(ctx context.Context) error {
 	// failing before the watchers exist leaves nothing open behind.
 	lis, err := s.listen()
 	if err != nil {
-		return err
+		return &StartError{Err: err}
 	}
 	ws, err := s.watchers()
 	if err != nil {
@@ -257,6 +258,9 @@ func (s *Server) listen() (listeners, error) {
 		ln, err := Listen(x.addr)
 		if err != nil {
 			l.close()
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return listeners{}, fmt.Errorf("%s listener: %w (another tenantgate, or another server, has it: stop it or choose another --%s-addr)", x.name, err, x.name)
+			}
 			return listeners{}, fmt.Errorf("%s listener: %w", x.name, err)
 		}
 		*x.ln = ln

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/tenantgate/tenantgate/internal/bundlebuild"
 )
 
 // DevKeyBits is the size of the development RSA key: RS256 with 2048 bits
@@ -54,7 +56,7 @@ func EnsureKeyPair(private, public string) (madeKey, wrotePublic bool, err error
 	case err != nil:
 		return false, false, fmt.Errorf("keygen: %w", err)
 	default:
-		if signer, err = parsePrivateKey(b); err != nil {
+		if signer, err = bundlebuild.ParsePrivateKey(b); err != nil {
 			return false, false, fmt.Errorf("keygen: %s: %w", private, err)
 		}
 	}
@@ -74,33 +76,4 @@ func EnsureKeyPair(private, public string) (madeKey, wrotePublic bool, err error
 		return false, false, fmt.Errorf("keygen: %w", err)
 	}
 	return madeKey, true, nil
-}
-
-func parsePrivateKey(b []byte) (crypto.Signer, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	var (
-		k   any
-		err error
-	)
-	switch block.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("PEM block %q is not a private key", block.Type)
-	}
-	if err != nil {
-		return nil, err
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("unsupported private key type %T", k)
-	}
-	return s, nil
 }

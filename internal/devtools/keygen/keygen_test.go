@@ -80,7 +80,7 @@ func TestEnsureKeyPair(t *testing.T) {
 	})
 	t.Run("a public key where the private key should be", func(t *testing.T) {
 		_, _, err := EnsureKeyPair(pub, filepath.Join(t.TempDir(), "pub.pem"))
-		if err == nil || !strings.Contains(err.Error(), `PEM block "PUBLIC KEY" is not a private key`) {
+		if err == nil || !strings.Contains(err.Error(), `PEM block "PUBLIC KEY": want a private key`) {
 			t.Errorf("got %v", err)
 		}
 	})

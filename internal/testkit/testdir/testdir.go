@@ -14,6 +14,17 @@ import (
 func Copy(t testing.TB, src string) string {
 	t.Helper()
 	dst := t.TempDir()
+	CopyTo(t, src, dst)
+	return dst
+}
+
+// CopyTo copies the regular files directly in src into dst, made if
+// missing.
+func CopyTo(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatalf("copy %s: %v", src, err)
@@ -30,5 +41,4 @@ func Copy(t testing.TB, src string) string {
 			t.Fatal(err)
 		}
 	}
-	return dst
 }
