@@ -216,7 +216,7 @@ func TestDiffGit(t *testing.T) {
 func TestSweepsTakeTheEvaluatorFlag(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	copyDir(t, "../../data", data)
+	testdir.CopyTo(t, "../../data", data)
 	bobGainsBranch1(t, data)
 	for _, args := range [][]string{
 		append([]string{"access", "--user", "carol@contoso.example"}, strings.Fields(demoFlags)...),
