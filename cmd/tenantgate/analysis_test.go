@@ -239,3 +239,54 @@ func TestSweepsTakeTheEvaluatorFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeQuotesTheGoldenOutputs: every output line the README's
+// walkthrough shows under an explain, access, who-can or diff command (the
+// "# " lines, "..." elisions aside) is a line of that command's golden
+// output, which TestAnalysisGolden and TestDiffDirs hold to what it prints.
+func TestReadmeQuotesTheGoldenOutputs(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goldens := map[string]string{
+		"explain": "explain-bob-branch-1", "access": "access-bob",
+		"who-can": "who-can-delete-alice", "diff": "diff-bob-gains-branch-1",
+	}
+	seen := map[string]int{}
+	cmd := ""
+	var lines map[string]bool
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "bin/tenantgate "):
+			cmd = strings.Fields(l)[1]
+			lines = nil
+			if g, ok := goldens[cmd]; ok {
+				out, err := os.ReadFile(filepath.Join("testdata", g+".golden"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines = map[string]bool{}
+				for _, o := range strings.Split(string(out), "\n") {
+					lines[strings.TrimRight(o, " ")] = true
+				}
+			}
+		case lines != nil && strings.HasPrefix(l, "#"):
+			q := strings.TrimPrefix(strings.TrimPrefix(l, "#"), " ")
+			if strings.TrimSpace(q) == "..." {
+				continue
+			}
+			seen[cmd]++
+			if !lines[q] {
+				t.Errorf("README quotes %q under `tenantgate %s`, which does not print it (testdata/%s.golden)", q, cmd, goldens[cmd])
+			}
+		case !strings.HasPrefix(l, "#"):
+			lines = nil
+		}
+	}
+	for cmd := range goldens {
+		if seen[cmd] < 3 {
+			t.Errorf("the README walkthrough quotes %d lines of `tenantgate %s`; want its output shown", seen[cmd], cmd)
+		}
+	}
+}
