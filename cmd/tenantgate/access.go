@@ -14,6 +14,7 @@ func access(args []string, stdout, stderr io.Writer) error {
 		"collection, as the policy decides them. Customers are rows, grouped by the tree.", stderr)
 	var sf snapshotFlags
 	sf.register(fs)
+	sf.registerEvaluator(fs)
 	user := fs.String("user", "", "user id (the JWT subject)")
 	customer := fs.String("customer", "", "only this customer and the customers below it")
 	asJSON := fs.Bool("json", false, "print every cell as JSON")

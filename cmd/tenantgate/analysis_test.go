@@ -209,3 +209,84 @@ func TestDiffGit(t *testing.T) {
 		t.Errorf("bad revision: exit %d: %s", code, errOut)
 	}
 }
+
+// TestSweepsTakeTheEvaluatorFlag: access, who-can and diff decide with the
+// evaluator asked for (ir after its self-check, or rego), with the same
+// answers, and refuse an unknown one.
+func TestSweepsTakeTheEvaluatorFlag(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	testdir.CopyTo(t, "../../data", data)
+	bobGainsBranch1(t, data)
+	for _, args := range [][]string{
+		append([]string{"access", "--user", "carol@contoso.example"}, strings.Fields(demoFlags)...),
+		append([]string{"who-can", "--method", "POST", "--path", "/api/v1/customers/contoso/locations/branch-1/vbr-jobs"}, strings.Fields(demoFlags)...),
+		{"diff", "--json", "--data", "../../data", "--data-new", data, "--policies", "../../policies"},
+	} {
+		var outs []string
+		for _, ev := range []string{"ir", "rego"} {
+			out, errOut, code := runCLI(t, append(args, "--evaluator", ev)...)
+			if code > 1 || errOut != "" {
+				t.Fatalf("%s --evaluator %s: exit %d: %s", args[0], ev, code, errOut)
+			}
+			outs = append(outs, out)
+		}
+		if outs[0] != outs[1] {
+			t.Errorf("%s: ir and rego differ:\n%s\n---\n%s", args[0], outs[0], outs[1])
+		}
+		if _, errOut, code := runCLI(t, append(args, "--evaluator", "fast")...); code != 2 || !strings.Contains(errOut, `--evaluator "fast"`) {
+			t.Errorf("%s --evaluator fast: exit %d: %s", args[0], code, errOut)
+		}
+	}
+}
+
+// TestReadmeQuotesTheGoldenOutputs: every output line the README's
+// walkthrough shows under an explain, access, who-can or diff command (the
+// "# " lines, "..." elisions aside) is a line of that command's golden
+// output, which TestAnalysisGolden and TestDiffDirs hold to what it prints.
+func TestReadmeQuotesTheGoldenOutputs(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goldens := map[string]string{
+		"explain": "explain-bob-branch-1", "access": "access-bob",
+		"who-can": "who-can-delete-alice", "diff": "diff-bob-gains-branch-1",
+	}
+	seen := map[string]int{}
+	cmd := ""
+	var lines map[string]bool
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "bin/tenantgate "):
+			cmd = strings.Fields(l)[1]
+			lines = nil
+			if g, ok := goldens[cmd]; ok {
+				out, err := os.ReadFile(filepath.Join("testdata", g+".golden"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines = map[string]bool{}
+				for _, o := range strings.Split(string(out), "\n") {
+					lines[strings.TrimRight(o, " ")] = true
+				}
+			}
+		case lines != nil && strings.HasPrefix(l, "#"):
+			q := strings.TrimPrefix(strings.TrimPrefix(l, "#"), " ")
+			if strings.TrimSpace(q) == "..." {
+				continue
+			}
+			seen[cmd]++
+			if !lines[q] {
+				t.Errorf("README quotes %q under `tenantgate %s`, which does not print it (testdata/%s.golden)", q, cmd, goldens[cmd])
+			}
+		case !strings.HasPrefix(l, "#"):
+			lines = nil
+		}
+	}
+	for cmd := range goldens {
+		if seen[cmd] < 3 {
+			t.Errorf("the README walkthrough quotes %d lines of `tenantgate %s`; want its output shown", seen[cmd], cmd)
+		}
+	}
+}

@@ -26,6 +26,7 @@ func diff(args []string, stdout, stderr io.Writer) error {
 	rev := fs.String("git", "", "compare the working tree's --data and --policies against those at this git revision")
 	full := fs.Bool("full", false, "evaluate every user even when only the data changed (slower; the same answer)")
 	asJSON := fs.Bool("json", false, "print the changes as JSON")
+	evaluator := evaluatorFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -54,17 +55,23 @@ func diff(args []string, stdout, stderr io.Writer) error {
 		}
 		oldSrc, newSrc = old, cur
 	}
+	// One builder for both versions: when the policies are the same, the
+	// IR evaluator is planned and self-checked once.
+	bld, err := snapshotBuilder(*evaluator, stderr)
+	if err != nil {
+		return err
+	}
 	ctx := context.Background()
 	var before, after *engine.Snapshot
 	errs := make(chan error, 2)
 	go func() {
 		var err error
-		before, err = engine.Build(ctx, oldSrc, nil)
+		before, err = bld.Build(ctx, oldSrc, nil)
 		errs <- err
 	}()
 	go func() {
 		var err error
-		after, err = engine.Build(ctx, newSrc, nil)
+		after, err = bld.Build(ctx, newSrc, nil)
 		errs <- err
 	}()
 	for range 2 {

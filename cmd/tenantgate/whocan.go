@@ -13,6 +13,7 @@ func whoCan(args []string, stdout, stderr io.Writer) error {
 		"customer and scope headers, and count the others by deny reason.", stderr)
 	var sf snapshotFlags
 	sf.register(fs)
+	sf.registerEvaluator(fs)
 	method := fs.String("method", "GET", "request method")
 	path := fs.String("path", "", "request path, as sent (percent-encoded, query allowed)")
 	asJSON := fs.Bool("json", false, "print as JSON")

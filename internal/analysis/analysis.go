@@ -50,8 +50,15 @@ type job struct {
 // a snapshot answers concurrently, as it does when serving. progress, when
 // set, is called with the number done so far (from any goroutine).
 func decideAll(ctx context.Context, s *engine.Snapshot, jobs []job, progress func(done int)) ([]decision.Decision, error) {
+	return decideOn(ctx, s, jobs, runtime.GOMAXPROCS(0), progress)
+}
+
+// decideOn is decideAll on at most workers goroutines (at least 64 jobs
+// each): out[i] is always jobs[i]'s decision, whichever goroutine made it.
+// TestParallelSweepEqualsSequential holds it to one goroutine's answers.
+func decideOn(ctx context.Context, s *engine.Snapshot, jobs []job, workers int, progress func(done int)) ([]decision.Decision, error) {
 	out := make([]decision.Decision, len(jobs))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(jobs)/64))
+	workers = min(max(1, workers), max(1, len(jobs)/64))
 	var next, done atomic.Int64
 	var firstErr error
 	var once sync.Once

@@ -3,11 +3,13 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tenantgate/tenantgate/internal/devtools/tenantgen"
@@ -30,9 +32,14 @@ func (m memSource) Load(context.Context) (*tenant.Data, []policy.File, error) {
 
 func (memSource) Watched() []string { return nil }
 
+// builder builds the tests' snapshots as the commands do: the default
+// evaluator (ir, unless TENANTGATE_EVALUATOR=rego), after its self-check,
+// planned once for every snapshot of the unedited policies.
+var builder = &engine.Builder{Logger: slog.New(slog.DiscardHandler)}
+
 func build(t testing.TB, files []tenant.File) *engine.Snapshot {
 	t.Helper()
-	s, err := engine.Build(context.Background(), memSource{files}, nil)
+	s, err := builder.Build(context.Background(), memSource{files}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +58,16 @@ func randomTree(t testing.TB, seed uint64, n int) (*tenantgen.Dataset, *engine.S
 	return d, build(t, d.Files())
 }
 
+// trees is how many random trees of how many customers an exactness test
+// runs on: full (seeds, customers) without -race, fewer and smaller under
+// it (raceEnabled), where each decision costs several times as much.
+func trees(seeds uint64, customers int) (uint64, int) {
+	if raceEnabled {
+		return max(1, seeds/2), max(10, customers*3/5)
+	}
+	return seeds, customers
+}
+
 func decide(t testing.TB, s *engine.Snapshot, sub, method, path string) Outcome {
 	t.Helper()
 	res, err := s.DecideAs(context.Background(), sub, &engine.Request{Method: method, Path: path})
@@ -66,8 +83,9 @@ func decide(t testing.TB, s *engine.Snapshot, sub, method, path string) Outcome 
 // own customer's locations (location-limited) and its computers.
 func TestAccessCellsEqualSingleDecisions(t *testing.T) {
 	ctx := context.Background()
-	for seed := range uint64(2) {
-		_, s := randomTree(t, seed+1, 20)
+	seeds, n := trees(2, 20)
+	for seed := range seeds {
+		_, s := randomTree(t, seed+1, n)
 		rng := rand.New(rand.NewPCG(seed, 7))
 		ids := slices.Sorted(mapsKeys(s.Data.Users))
 		for range 8 {
@@ -131,8 +149,9 @@ func TestAccessUnderACustomer(t *testing.T) {
 // with their headers, and counts the others by their reasons.
 func TestWhoCanEqualsCheckingEveryUser(t *testing.T) {
 	ctx := context.Background()
-	for seed := range uint64(2) {
-		d, s := randomTree(t, seed+11, 20)
+	seeds, n := trees(2, 20)
+	for seed := range seeds {
+		d, s := randomTree(t, seed+11, n)
 		rng := rand.New(rand.NewPCG(seed, 3))
 		for range 6 {
 			r := d.Requests[rng.IntN(len(d.Requests))]
@@ -289,7 +308,7 @@ func TestDiffPolicyEditEvaluatesEveryone(t *testing.T) {
 		return []byte(strings.Replace(string(b), `"failover-plans": {"company-owner": "full", "company-administrator": "full", "company-user": "read"`,
 			`"failover-plans": {"company-owner": "full", "company-administrator": "full", "company-user": "none"`, 1))
 	})
-	cur, err := engine.Build(context.Background(), engine.Dirs{Data: "../../data", Policies: dir}, nil)
+	cur, err := builder.Build(context.Background(), engine.Dirs{Data: "../../data", Policies: dir}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +433,7 @@ func copyPolicies(t *testing.T, dir string, edit func(name string, b []byte) []b
 
 func demo(t testing.TB) *engine.Snapshot {
 	t.Helper()
-	s, err := engine.Build(context.Background(), engine.Dirs{Data: "../../data", Policies: "../../policies"}, nil)
+	s, err := builder.Build(context.Background(), engine.Dirs{Data: "../../data", Policies: "../../policies"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,4 +460,45 @@ func mapsEqual[V comparable](a, b map[string]V) bool {
 		}
 	}
 	return true
+}
+
+// TestParallelSweepEqualsSequential: the sweeps decide on every CPU; on a
+// random tree, every user's whole probe set decided on many goroutines
+// (more than there are CPUs, so they interleave) is, job for job, what one
+// goroutine deciding them in order gets, and what DecideAs gets alone.
+func TestParallelSweepEqualsSequential(t *testing.T) {
+	ctx := context.Background()
+	_, n := trees(1, 20)
+	_, s := randomTree(t, 31, n)
+	tr, res := newTree(s.Data), resources(s)
+	var jobs []job
+	for _, id := range slices.Sorted(mapsKeys(s.Data.Users)) {
+		for _, p := range userProbes(tr, s.Data.Users[id], res) {
+			jobs = append(jobs, job{sub: id, req: p.request()})
+		}
+	}
+	if len(jobs) < 64*8 {
+		t.Fatalf("only %d jobs: too few to spread over 8 goroutines", len(jobs))
+	}
+	seq, err := decideOn(ctx, s, jobs, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported atomic.Int64
+	par, err := decideOn(ctx, s, jobs, 8, func(done int) { reported.Store(max(reported.Load(), int64(done))) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(par) != len(jobs) || len(seq) != len(jobs) {
+		t.Fatalf("%d and %d decisions for %d jobs", len(par), len(seq), len(jobs))
+	}
+	for i, j := range jobs {
+		one := decide(t, s, j.sub, j.req.Method, j.req.Path)
+		if p, q := outcomeOf(par[i]), outcomeOf(seq[i]); !p.Equal(q) || !q.Equal(one) || par[i].Status != seq[i].Status {
+			t.Fatalf("job %d (%s %s %s): parallel %+v, sequential %+v, alone %+v", i, j.sub, j.req.Method, j.req.Path, par[i], seq[i], one)
+		}
+	}
+	if reported.Load() != int64(len(jobs)) {
+		t.Errorf("progress reached %d of %d", reported.Load(), len(jobs))
+	}
 }

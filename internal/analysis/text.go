@@ -241,11 +241,24 @@ func (d *Diff) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "users removed: %s\n", strings.Join(s.UsersRemoved, ", "))
 	}
 	if s.Changes == 0 {
-		fmt.Fprintf(w, "no access changes (%d users, %d requests evaluated)\n", s.UsersChecked, s.CellsChecked)
+		fmt.Fprintf(w, "no access changes (%s, %s evaluated)\n", count(s.UsersChecked, "user"), count(s.CellsChecked, "request"))
 		return
 	}
-	fmt.Fprintf(w, "%d changes for %d users: %d gains, %d losses, %d reason changes, %d header changes (%d users, %d requests evaluated)\n",
-		s.Changes, s.UsersChanged, s.Gains, s.Losses, s.Reasons, s.Headers, s.UsersChecked, s.CellsChecked)
+	fmt.Fprintf(w, "%s for %s: %s, %s, %s, %s (%s, %s evaluated)\n",
+		count(s.Changes, "change"), count(s.UsersChanged, "user"), count(s.Gains, "gain"), count(s.Losses, "loss"),
+		count(s.Reasons, "reason change"), count(s.Headers, "header change"), count(s.UsersChecked, "user"), count(s.CellsChecked, "request"))
+}
+
+// count is "1 user", "2 users": the totals line reads as a sentence.
+func count(n int, noun string) string {
+	switch {
+	case n == 1:
+		return "1 " + noun
+	case strings.HasSuffix(noun, "s"):
+		return fmt.Sprintf("%d %ses", n, noun)
+	default:
+		return fmt.Sprintf("%d %ss", n, noun)
+	}
 }
 
 // headerDelta lists the headers of a that b lacks or has otherwise.

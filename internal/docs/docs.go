@@ -34,6 +34,7 @@ var Topics = []Topic{
 	{"proxies", "nginx, Caddy, Envoy, Istio and Kubernetes in front of tenantgate"},
 	{"bundles", "signed OPA bundles: building and serving them"},
 	{"policies", "for policy authors: the input document, tests, tables"},
+	{"analysis", "explain, access, who-can and diff: why, what, who, and what an edit changes"},
 	{"performance", "what a decision, a start and a reload cost, measured"},
 	{"reliability", "soak, fuzzing, faults, limits and shutdown"},
 	{"choices", "where the contract is silent: the choices tenantgate made"},

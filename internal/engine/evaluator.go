@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tenantgate/tenantgate/internal/decision"
+	"github.com/tenantgate/tenantgate/internal/identity"
 	"github.com/tenantgate/tenantgate/internal/ireval"
 	"github.com/tenantgate/tenantgate/internal/policy"
 )
@@ -276,4 +278,40 @@ func selfCheckRequests(s *Snapshot, n int) []checkRequest {
 		out = out[:n]
 	}
 	return out
+}
+
+// Builder builds snapshots for the one-shot commands (check, access,
+// who-can, diff): Build, then the evaluator choice Engine.Reload makes, the
+// IR evaluator and its build-time self-check included, so a sweep of
+// thousands of decisions runs on the cheaper evaluator only when it has
+// been shown to decide as OPA's does. Snapshots of one policy share one
+// choice (diff builds two). Safe for concurrent use; a zero Builder asks
+// for the default evaluator and logs to slog.Default.
+type Builder struct {
+	// Evaluator is "ir" or "rego"; "" is DefaultEvaluator().
+	Evaluator string
+	Logger    *slog.Logger
+
+	mu   sync.Mutex // serialises choices, so a second snapshot reuses the first's
+	last evaluatorChoice
+}
+
+// Build builds a snapshot (see Build) and chooses its evaluator. The
+// snapshot has no decision cache: a sweep asks each question once.
+func (b *Builder) Build(ctx context.Context, src Source, ident *identity.Config) (*Snapshot, error) {
+	s, err := Build(ctx, src, ident)
+	if err != nil {
+		return nil, err
+	}
+	log := b.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	chooseEvaluator(ctx, s, b.Evaluator, &b.last, log)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

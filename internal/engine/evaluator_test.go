@@ -207,3 +207,42 @@ func TestEvaluatorReusedWhileThePolicyIsUnchanged(t *testing.T) {
 		t.Errorf("a policy edit reused the old evaluator: %+v", third.Evaluator())
 	}
 }
+
+// TestBuilderChoosesTheEvaluatorOnce: the one-shot commands' builder gives
+// a snapshot the evaluator asked for, after the self-check, and a second
+// snapshot of the same policy (diff's other version) reuses that choice
+// instead of planning and self-checking again.
+func TestBuilderChoosesTheEvaluatorOnce(t *testing.T) {
+	ctx := context.Background()
+	src := Dirs{Data: "../../data", Policies: "../../policies"}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := &Builder{Evaluator: EvaluatorIR, Logger: quiet}
+	s1, err := b.Build(ctx, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := b.Build(ctx, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []*Snapshot{s1, s2} {
+		if st := s.Evaluator(); st.InUse != EvaluatorIR || st.SelfCheckInputs < 100 || st.SelfCheckMismatches != 0 {
+			t.Fatalf("snapshot %d: evaluator %+v, want ir after a clean self-check", i+1, st)
+		}
+	}
+	if s1.eval.ir != s2.eval.ir {
+		t.Error("the second snapshot of one policy planned the IR evaluator again")
+	}
+	res, err := s2.DecideAs(ctx, "bob@contoso.example", &Request{Method: "GET", Path: "/api/v1/customers/contoso/locations/branch-1/vbr-jobs"})
+	if err != nil || res.Reason != "location_forbidden" {
+		t.Fatalf("decide: %+v, %v", res.Decision, err)
+	}
+
+	s3, err := (&Builder{Evaluator: EvaluatorRego, Logger: quiet}).Build(ctx, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s3.Evaluator(); st.InUse != EvaluatorRego || st.SelfCheckInputs != 0 {
+		t.Fatalf("rego asked for: %+v", st)
+	}
+}
