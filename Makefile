@@ -46,8 +46,11 @@ deps: ## download Go modules and tools (the Go module proxy)
 	$(GO) mod download
 
 .PHONY: lint
-lint: deps ## gofmt, go vet, opa fmt, opa check --strict, tenant data validation
+lint: deps ## gofmt, go vet, opa fmt, opa check --strict, tenant data validation, no built binaries in git
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+		big=$$(git ls-files -z | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 {print $$2}'); \
+		if [ -n "$$big" ]; then echo "tracked files over 1 MiB (a built binary? add it to .gitignore): $$big"; exit 1; fi; fi
 	$(GO) vet ./...
 	$(OPA) fmt --fail --list policies/
 	$(OPA) check --strict policies/
