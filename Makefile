@@ -121,7 +121,7 @@ FLEET_POLL_MAX ?= 3
 .PHONY: fleet
 fleet: ## fleet test: FLEET_SIDECARS tenantgate processes, one bundle server; prints convergence, failures, bad revisions
 	$(GO) test -count=1 -timeout 10m -run '^TestFleet$$' -v ./internal/devtools/fleet \
-		-fleet.sidecars=$(FLEET_SIDECARS) -fleet.poll-max=$(FLEET_POLL_MAX) | grep -v '^=== '
+		-fleet.sidecars=$(FLEET_SIDECARS) -fleet.poll-max=$(FLEET_POLL_MAX) -fleet.timing | grep -v '^=== '
 
 .PHONY: fuzz
 fuzz: ## run every Go fuzz target in turn, FUZZTIME each (30s)

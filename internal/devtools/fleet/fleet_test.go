@@ -13,6 +13,10 @@ import (
 var (
 	sidecars = flag.Int("fleet.sidecars", 20, "tenantgate processes in the fleet")
 	pollMax  = flag.Int("fleet.poll-max", 3, "max_delay_seconds of the plainly polling half")
+	// timing makes the convergence bounds failures; without it (go test
+	// ./..., on a CI machine shared by every other package's tests) they are
+	// only reported: speed is measured, not asserted, except by make fleet.
+	timing = flag.Bool("fleet.timing", false, "fail when convergence exceeds the issue's bounds (make fleet sets it)")
 )
 
 // TestFleet runs the fleet scenario with real processes on
@@ -50,8 +54,12 @@ func TestFleet(t *testing.T) {
 		{rep.RestartRevision == "v2" && rep.RestartPersisted == n, "after the restart without the server, not all on the persisted v2"},
 		{rep.TokenLeaks == 0 && rep.BadUploads == 0 && rep.LogEvents["v2"] > 0, "decision logs: a token leaked, an upload did not decode, or no v2 events"},
 	}
-	for _, c := range checks {
-		if !c.ok {
+	for i, c := range checks {
+		switch {
+		case c.ok:
+		case i < 2 && !*timing:
+			t.Log("over the bound (reported only; make fleet asserts it): " + c.what)
+		default:
 			t.Error(c.what)
 		}
 	}
