@@ -130,12 +130,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	for _, name := range strings.Split(sizes, ",") {
-		s, err := tenantgen.SizeByName(strings.TrimSpace(name))
-		if err != nil {
-			return nil, err
-		}
-		c.sizes = append(c.sizes, s)
+	var err error
+	if c.sizes, err = tenantgen.ParseSizes(sizes); err != nil {
+		return nil, err
 	}
 	for _, name := range strings.Split(evaluators, ",") {
 		name = strings.TrimSpace(name)

@@ -55,11 +55,21 @@ func BenchSizes() ([]Size, error) {
 	if v == "" {
 		return Sizes(), nil
 	}
+	out, err := ParseSizes(v)
+	if err != nil {
+		return nil, fmt.Errorf("$%s: %w", BenchSizesEnv, err)
+	}
+	return out, nil
+}
+
+// ParseSizes reads a comma-separated list of size names (small, medium,
+// large, xl), as the benchmarks' flags and variables give them.
+func ParseSizes(list string) ([]Size, error) {
 	var out []Size
-	for _, name := range strings.Split(v, ",") {
+	for _, name := range strings.Split(list, ",") {
 		s, err := SizeByName(strings.TrimSpace(name))
 		if err != nil {
-			return nil, fmt.Errorf("$%s: %w", BenchSizesEnv, err)
+			return nil, err
 		}
 		out = append(out, s)
 	}
