@@ -406,11 +406,19 @@ func TestServeBuiltBundle(t *testing.T) {
 					Evaluator struct {
 						InUse string `json:"in_use"`
 					}
+					BundleFile struct {
+						File     string `json:"file"`
+						Revision string `json:"manifest_revision"`
+					} `json:"bundle_file"`
 				}
 				err := json.NewDecoder(resp.Body).Decode(&st)
 				resp.Body.Close()
 				if err != nil || !strings.HasPrefix(st.Build["go"], "go1.") || st.Build["opa"] == "" || st.Evaluator.InUse == "" {
 					t.Errorf("/v1/status: %v %+v, want the build (go, opa) and the evaluator in use", err, st)
+				}
+				// The bundle's own revision and path, beside the snapshot's digest.
+				if (st.BundleFile.Revision != "r1" && !strings.HasPrefix(st.BundleFile.Revision, "sha256:")) || !strings.HasSuffix(st.BundleFile.File, ".tar.gz") {
+					t.Errorf("/v1/status bundle_file %+v, want the manifest revision (r1, or a content hash) and the bundle's path", st.BundleFile)
 				}
 			}
 			// serve stops on SIGTERM; its signal handler is registered

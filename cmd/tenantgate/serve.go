@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tenantgate/tenantgate/internal/buildinfo"
+	"github.com/tenantgate/tenantgate/internal/bundle"
 	"github.com/tenantgate/tenantgate/internal/distribution"
 	"github.com/tenantgate/tenantgate/internal/engine"
 	"github.com/tenantgate/tenantgate/internal/metrics"
@@ -80,10 +81,11 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	var dsrc *distribution.Source
+	var bundleFile *bundle.Source
 	if b, err := bf.source(fs, log); err != nil {
 		return err
 	} else if b != nil {
-		src = b
+		src, bundleFile = b, b
 	} else if dcfg != nil && dcfg.Bundle != nil {
 		if dsrc, err = distribution.NewSource(dcfg, log); err != nil {
 			return err
@@ -145,6 +147,9 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	sections := map[string]func() any{"build": func() any { return buildinfo.Get() }}
+	if bundleFile != nil {
+		sections["bundle_file"] = func() any { return bundleFile.Status() }
+	}
 	if dlog != nil {
 		observer = engine.Observers{met, dlog}
 		sections["decision_log"] = decisionLogStatus(lf.path, dlog)

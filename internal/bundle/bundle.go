@@ -37,6 +37,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/tenantgate/tenantgate/internal/sourcedir"
 
@@ -96,6 +98,25 @@ type Options struct {
 type Source struct {
 	opts     Options
 	maxBytes int64 // 0: MaxBytes (tests lower it)
+	last     atomic.Pointer[ReadStatus]
+}
+
+// ReadStatus is what /v1/status shows of a bundle file: the file, and the
+// manifest revision and verification of its last good read (the snapshot's
+// own revision is a digest of what it decoded to).
+type ReadStatus struct {
+	File     string    `json:"file"`
+	Revision string    `json:"manifest_revision"`
+	Verified bool      `json:"verified"`
+	ReadAt   time.Time `json:"read_at"`
+}
+
+// Status reports the bundle file's last good read ("" revision before one).
+func (s *Source) Status() ReadStatus {
+	if st := s.last.Load(); st != nil {
+		return *st
+	}
+	return ReadStatus{File: s.opts.Path}
 }
 
 // asymmetric lists the algorithms a bundle may be verified with: a public
@@ -191,6 +212,7 @@ func (s *Source) Read(ctx context.Context) (*Contents, error) {
 		return nil, err
 	}
 	c.Verified = !s.opts.InsecureSkipVerification
+	s.last.Store(&ReadStatus{File: s.opts.Path, Revision: c.Revision, Verified: c.Verified, ReadAt: time.Now()})
 	s.opts.Logger.Info("bundle read", "bundle", s.opts.Path, "revision", c.Revision, "verified", c.Verified,
 		"policies", len(c.Policies), "data_files", c.DataFiles)
 	return c, nil
