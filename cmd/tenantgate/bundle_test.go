@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -12,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -342,9 +340,7 @@ func TestServeBuiltBundle(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			done := make(chan error, 1)
 			go func() { done <- run(args, &stdout, &stderr) }()
-			client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-			}}, Timeout: 5 * time.Second}
+			client := unixClient(sock)
 			decide := func(user, method, path string) int {
 				t.Helper()
 				tok, err := identity.SignHS256(secret, user, "", "", time.Hour, time.Now())
@@ -363,30 +359,15 @@ func TestServeBuiltBundle(t *testing.T) {
 				return resp.StatusCode
 			}
 
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				select {
-				case err := <-done:
-					// stderr is only read once run has returned.
-					if tt.serves {
-						t.Fatalf("serve exited: %v\n%s", err, stderr.String())
-					}
-					if err == nil || !strings.Contains(stderr.String()+err.Error(), tt.stderr) {
-						t.Fatalf("serve: %v, stderr:\n%s\nwant an error containing %q", err, stderr.String(), tt.stderr)
-					}
-					return
-				default:
+			if exited, err := waitServing(t, client, done); exited {
+				// stderr is only read once run has returned.
+				if tt.serves {
+					t.Fatalf("serve exited: %v\n%s", err, stderr.String())
 				}
-				if resp, err := client.Get("http://tenantgate/readyz"); err == nil {
-					resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						break
-					}
+				if err == nil || !strings.Contains(stderr.String()+err.Error(), tt.stderr) {
+					t.Fatalf("serve: %v, stderr:\n%s\nwant an error containing %q", err, stderr.String(), tt.stderr)
 				}
-				if time.Now().After(deadline) {
-					t.Fatal("serve neither became ready nor exited within 30 s")
-				}
-				time.Sleep(20 * time.Millisecond)
+				return
 			}
 			if !tt.serves {
 				t.Error("serve started")

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tenantgate/tenantgate/internal/identity"
-	"github.com/tenantgate/tenantgate/internal/testkit/syncbuf"
 	"github.com/tenantgate/tenantgate/internal/testkit/testdir"
 )
 
@@ -33,38 +30,8 @@ import (
 // compressor in the test process too, so an in-process server would accept
 // gzip whether or not tenantgate itself registers it.
 func TestGRPCGzip(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "hs256.secret")
-	writeFile(t, secret, "test-secret-test-secret-test-secret\n")
-	grpcSock, httpSock := filepath.Join(dir, "grpc.sock"), filepath.Join(dir, "http.sock")
-	var logs syncbuf.Buffer
-	proc := exec.Command(bin, "serve",
-		"--data", testdir.Copy(t, "../../data"), "--policies", testdir.Copy(t, "../../policies"),
-		"--jwt-hs256-secret-file", secret,
-		"--grpc-addr", "unix://"+grpcSock, "--http-addr", "unix://"+httpSock, "--shutdown-delay", "0s")
-	proc.Stderr = &logs
-	if err := proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = proc.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		proc.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	web := sockClient(httpSock)
-	eventually(t, "ready", 30*time.Second, func() bool {
-		resp, err := web.Get("http://tenantgate/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	srv := startServed(t, buildBinary(t), testdir.Copy(t, "../../policies"), "--shutdown-delay", "0s")
+	secret, grpcSock := srv.secret, srv.grpcSock
 	conn, err := grpc.NewClient("unix://"+grpcSock, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
 	if err != nil {

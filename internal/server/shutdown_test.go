@@ -47,6 +47,60 @@ func buildBinary(t *testing.T) string {
 }
 
 // sockClient is an HTTP client whose connections all go to a Unix socket.
+// served is a real tenantgate process on Unix sockets, started by
+// startServed and ready (/readyz 200).
+type served struct {
+	proc     *exec.Cmd
+	secret   string // the HS256 secret file
+	grpcSock string
+	web      *http.Client // to the HTTP socket
+	logs     *syncbuf.Buffer
+	exited   chan struct{} // closed once the process has exited
+	waitErr  error         // its exit, read after exited
+}
+
+// startServed runs the binary's serve on the demo data with policies and
+// extra flags, waits until it is ready, and kills it at the end of the test
+// if it is still running (its log is shown when the test failed).
+func startServed(t *testing.T, bin, policies string, extra ...string) *served {
+	t.Helper()
+	dir := t.TempDir()
+	s := &served{secret: filepath.Join(dir, "hs256.secret"), grpcSock: filepath.Join(dir, "grpc.sock"),
+		logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
+	httpSock := filepath.Join(dir, "http.sock")
+	writeFile(t, s.secret, "test-secret-test-secret-test-secret\n")
+	args := append([]string{"serve", "--data", testdir.Copy(t, "../../data"), "--policies", policies,
+		"--jwt-hs256-secret-file", s.secret,
+		"--grpc-addr", "unix://" + s.grpcSock, "--http-addr", "unix://" + httpSock}, extra...)
+	s.proc = exec.Command(bin, args...)
+	s.proc.Stderr = s.logs
+	if err := s.proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.waitErr = s.proc.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			s.proc.Process.Kill()
+			<-s.exited
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.logs.String())
+		}
+	})
+	s.web = sockClient(httpSock)
+	eventually(t, "ready", 30*time.Second, func() bool {
+		resp, err := s.web.Get("http://tenantgate/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return s
+}
+
 func sockClient(path string) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
@@ -100,41 +154,10 @@ func (r *recorder[T]) all() []T {
 // path (no decision cache), so checks are in flight when the listeners close.
 func TestGracefulShutdown(t *testing.T) {
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "hs256.secret")
-	writeFile(t, secret, "test-secret-test-secret-test-secret\n")
-	grpcSock, httpSock := filepath.Join(dir, "grpc.sock"), filepath.Join(dir, "http.sock")
-	var logs syncbuf.Buffer
-	proc := exec.Command(bin, "serve",
-		"--data", testdir.Copy(t, "../../data"), "--policies", slowPolicies(t, 300),
-		"--jwt-hs256-secret-file", secret,
-		"--grpc-addr", "unix://"+grpcSock, "--http-addr", "unix://"+httpSock,
+	srv := startServed(t, bin, slowPolicies(t, 300),
 		"--decision-timeout", "20s", "--shutdown-delay", "500ms", "--shutdown-timeout", "8s",
 		"--log-format", "json")
-	proc.Stderr = &logs
-	if err := proc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitErr error
-	exited := make(chan struct{})
-	go func() { waitErr = proc.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			proc.Process.Kill()
-			<-exited
-		}
-	})
-	web := sockClient(httpSock)
-	eventually(t, "ready", 30*time.Second, func() bool {
-		resp, err := web.Get("http://tenantgate/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	secret, grpcSock, web, logs, exited := srv.secret, srv.grpcSock, srv.web, srv.logs, srv.exited
 
 	conn, err := grpc.NewClient("unix://"+grpcSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -221,7 +244,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	time.Sleep(1500 * time.Millisecond) // load under way, checks in flight
 	sigAt := time.Now()
-	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := srv.proc.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -237,8 +260,8 @@ func TestGracefulShutdown(t *testing.T) {
 	if strings.Contains(logs.String(), "at the shutdown timeout") {
 		t.Errorf("the drain ran into the shutdown timeout:\n%s", logs.String())
 	}
-	if waitErr != nil {
-		t.Errorf("exit: %v, want status 0\n%s", waitErr, logs.String())
+	if srv.waitErr != nil {
+		t.Errorf("exit: %v, want status 0\n%s", srv.waitErr, logs.String())
 	}
 
 	// When the listeners began to close, from the process's own log.
